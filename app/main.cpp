@@ -1,0 +1,245 @@
+// exsim: the one command line. Subcommands: realm, backend, up (proxy, load, demo and trace
+// arrive with their components). Configuration errors exit with 2 and one clear message.
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "exsim/auth/realm.hpp"
+#include "exsim/backend/server.hpp"
+#include "exsim/common/log.hpp"
+#include "exsim/common/topology.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace exsim;
+
+namespace {
+
+constexpr const char* usage = R"(usage: exsim <command> [options]
+
+commands:
+  up        realm + KDC + back-ends of a topology; writes <state-dir>/endpoints.env
+  realm     create the Kerberos realm and NTLM files, then run the KDC
+  backend   run one back-end mailbox server of the topology
+
+Run 'exsim <command> --help' for a command's options.
+)";
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Options every subcommand shares.
+struct common_options {
+    std::string config;
+    std::string state_dir = "state";
+    std::string backend_auth;
+    std::size_t extra_users = 0;
+    std::string log_level = "info";
+    bool reset = false;
+};
+
+void add_common(po::options_description& d, common_options& o) {
+    d.add_options()("help,h", "show this help")(
+        "config", po::value(&o.config), "topology JSON file (default: the embedded default topology)")(
+        "state-dir", po::value(&o.state_dir)->default_value(o.state_dir), "folder for the realm, stores and logs")(
+        "backend-auth", po::value(&o.backend_auth), "override every back-end's providers: negotiate | ntlm")(
+        "extra-users", po::value(&o.extra_users)->default_value(0), "add N generated demo users (user00001, ...)")(
+        "reset", po::bool_switch(&o.reset), "start the mailbox stores from the seed again")(
+        "log-level", po::value(&o.log_level)->default_value(o.log_level), "trace|debug|info|warn|error");
+}
+
+bool parse(const std::vector<std::string>& args, po::options_description& d, const char* what) {
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(d).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw usage_error(fmt::format("exsim {}: {}", what, e.what()));
+    }
+    if (vm.count("help")) {
+        std::cout << "usage: exsim " << what << " [options]\n" << d;
+        return false;
+    }
+    return true;
+}
+
+common::topology load(const common_options& o) {
+    auto t = o.config.empty() ? common::default_topology() : common::load_topology(o.config);
+    if (o.extra_users) {
+        auto generated = common::generated_topology(o.extra_users);
+        t.users.insert(t.users.end(), generated.users.begin() + 4, generated.users.end());
+    }
+    if (!o.backend_auth.empty()) common::override_backend_auth(t, o.backend_auth);
+    common::set_log_level(o.log_level);
+    return t;
+}
+
+// Blocks SIGINT/SIGTERM in every thread (threads inherit the mask) and waits for one.
+sigset_t block_stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+}
+
+int wait_for_stop(const sigset_t& set) {
+    int sig = 0;
+    sigwait(&set, &sig);
+    common::logger("exsim")->info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    return 0;
+}
+
+std::string env_name(const std::string& backend) {
+    std::string s;
+    for (char c : backend) s += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::unique_ptr<backend::server> make_backend(const common::topology& t, const auth::realm& r,
+                                              const std::string& name, const fs::path& state, std::uint16_t port,
+                                              std::size_t threads, bool reset) {
+    backend::server_options o;
+    o.backend = name;
+    o.port = port;
+    o.threads = threads;
+    o.state_dir = state;
+    o.reset_store = reset;
+    o.acceptor.keytab = r.paths().keytab(name);
+    o.acceptor.ntlm_user_file = r.paths().ntlm_user_file(name);
+    o.acceptor.realm = t.realm;
+    o.acceptor.ntlm_domain = t.ntlm_domain;
+    return std::make_unique<backend::server>(t, o);
+}
+
+int cmd_realm(const std::vector<std::string>& args) {
+    common_options o;
+    std::uint16_t kdc_port = 0;
+    bool create_only = false;
+    po::options_description d("exsim realm");
+    add_common(d, o);
+    d.add_options()("kdc-port", po::value(&kdc_port)->default_value(0), "KDC port on 127.0.0.1 (0: a free one)")(
+        "create-only", po::bool_switch(&create_only), "create the realm, print the timings and exit");
+    if (!parse(args, d, "realm")) return 0;
+    auto t = load(o);
+    auto signals = block_stop_signals();
+    auto r = auth::realm::create(t, o.state_dir);
+    const auto& tm = r.timings();
+    std::cout << fmt::format("realm {}: {} users, {} back-ends{}: database {} ms, principals+keytabs {} ms, "
+                             "NTLM files {} ms\n",
+                             t.realm, t.users.size(), t.backends.size(), tm.reused ? " (reused)" : "",
+                             tm.database.count(), tm.principals.count(), tm.ntlm_files.count());
+    if (create_only) return 0;
+    r.start_kdc(kdc_port);
+    std::cout << fmt::format("export KRB5_CONFIG={}\nexport EXSIM_KDC_ADDR=127.0.0.1:{}\n",
+                             r.paths().krb5_conf().string(), r.kdc_port())
+              << std::flush;
+    return wait_for_stop(signals);
+}
+
+int cmd_backend(const std::vector<std::string>& args) {
+    common_options o;
+    std::string name;
+    std::uint16_t port = 0;
+    std::size_t threads = 2;
+    po::options_description d("exsim backend");
+    add_common(d, o);
+    d.add_options()("name", po::value(&name)->required(), "back-end name in the topology (be1, ...)")(
+        "port", po::value(&port)->default_value(0), "port on 127.0.0.1 (0: a free one)")(
+        "threads", po::value(&threads)->default_value(2), "worker threads");
+    if (!parse(args, d, "backend")) return 0;
+    auto t = load(o);
+    if (!t.find_backend(name)) throw common::config_error(fmt::format("--name: no back-end '{}' in the topology", name));
+    auto signals = block_stop_signals();
+    auto r = auth::realm::create(t, o.state_dir);  // the keytab and NTLM file; no KDC needed
+    r.apply_environment();
+    auto be = make_backend(t, r, name, o.state_dir, port, threads, o.reset);
+    be->start();
+    std::cout << fmt::format("export EXSIM_BACKEND_{}_ADDR=127.0.0.1:{}\n", env_name(name), be->port()) << std::flush;
+    return wait_for_stop(signals);
+}
+
+int cmd_up(const std::vector<std::string>& args) {
+    common_options o;
+    std::size_t threads = 2;
+    po::options_description d("exsim up");
+    add_common(d, o);
+    d.add_options()("threads", po::value(&threads)->default_value(2), "worker threads per back-end");
+    if (!parse(args, d, "up")) return 0;
+    auto t = load(o);
+    auto signals = block_stop_signals();
+    const fs::path state = fs::absolute(o.state_dir);
+    fs::create_directories(state);
+    auto r = auth::realm::create(t, state);
+    r.apply_environment();
+    r.start_kdc();
+
+    std::vector<std::unique_ptr<backend::server>> backends;
+    for (const auto& b : t.backends) {
+        backends.push_back(make_backend(t, r, b.name, state, 0, threads, o.reset));
+        backends.back()->start();
+    }
+
+    const auto directory = state / "directory.json";
+    std::ofstream(directory) << common::to_json(t) << "\n";
+    std::string env = fmt::format("export KRB5_CONFIG={}\nexport EXSIM_REALM={}\nexport EXSIM_NTLM_DOMAIN={}\n"
+                                  "export EXSIM_DIRECTORY={}\nexport EXSIM_KDC_ADDR=127.0.0.1:{}\n",
+                                  r.paths().krb5_conf().string(), t.realm, t.ntlm_domain, directory.string(),
+                                  r.kdc_port());
+    for (std::size_t i = 0; i < t.backends.size(); ++i) {
+        const auto& b = t.backends[i];
+        const auto port = backends[i]->port();
+        env += fmt::format("export EXSIM_BACKEND_{0}_URL=http://{1}:{2}\nexport EXSIM_BACKEND_{0}_ADDR=127.0.0.1:{2}\n",
+                           env_name(b.name), b.host, port);
+    }
+    const auto env_file = state / "endpoints.env";
+    std::ofstream(env_file) << env;
+    common::logger("exsim")->info("everything listens; wrote {}", env_file.string());
+    std::cout << env << std::flush;
+    wait_for_stop(signals);
+    for (auto& be : backends) be->stop();
+    r.stop_kdc();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+        std::cout << usage;
+        return argc < 2 ? 2 : 0;
+    }
+    const std::string command = argv[1];
+    const std::vector<std::string> args(argv + 2, argv + argc);
+    const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
+        {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}};
+    auto it = commands.find(command);
+    if (it == commands.end()) {
+        std::cerr << fmt::format("exsim: unknown command '{}'\n", command) << usage;
+        return 2;
+    }
+    try {
+        return it->second(args);
+    } catch (const usage_error& e) {
+        std::cerr << e.what() << "\n";
+        return 2;
+    } catch (const common::config_error& e) {
+        std::cerr << "exsim: configuration error: " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "exsim " << command << ": " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,384 @@
+#include "exsim/backend/server.hpp"
+
+#include <atomic>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/algorithm/string/predicate.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+
+#include "exsim/auth/token_decoder.hpp"
+#include "exsim/backend/audit_log.hpp"
+#include "exsim/backend/mailbox_api.hpp"
+#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/common/base64.hpp"
+#include "exsim/common/log.hpp"
+
+namespace exsim::backend {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using request = http::request<http::string_body>;
+using response = http::response<http::string_body>;
+
+namespace {
+
+// Everything one worker thread owns. The io_context is declared last so that it is destroyed
+// first, with the sessions its handlers hold, before what those sessions refer to.
+struct worker {
+    std::unique_ptr<auth::acceptor_credentials> credentials;
+    mailbox_store store;
+    std::unique_ptr<mailbox_api> api;
+    net::io_context ioc{1};
+    std::thread thread;
+
+    explicit worker(mailbox_store s) : store(std::move(s)) {}
+};
+
+// A token that opens a handshake (NTLM NEGOTIATE, SPNEGO NegTokenInit, a bare Kerberos AP-REQ),
+// as opposed to one that continues the handshake in progress on the connection.
+bool opens_handshake(std::span<const std::uint8_t> token) {
+    auto decoded = auth::decode_token(token);
+    if (!decoded) return true;  // let the mechanism reject it with its own reason
+    const auto& t = *decoded;
+    if (t.ntlm && t.spnego_kind.empty()) return t.ntlm->type == 1;
+    return t.spnego_kind != "negTokenResp";
+}
+
+}  // namespace
+
+struct server::impl {
+    common::topology topology;
+    server_options options;
+    common::backend_config backend;
+    std::shared_ptr<spdlog::logger> log = common::logger("backend");
+    audit_log audit;
+    std::vector<std::unique_ptr<worker>> workers;
+    net::io_context accept_ioc{1};
+    tcp::acceptor acceptor{accept_ioc};
+    std::thread accept_thread;
+    std::atomic<std::uint64_t> next_connection{1};
+    std::size_t next_worker = 0;
+    bool running = false;
+
+    impl(const common::topology& t, server_options o)
+        : topology(t), options(std::move(o)), audit(audit_log_path(options.state_dir, options.backend)) {}
+
+    void do_accept();
+};
+
+namespace {
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(tcp::socket socket, worker& w, server::impl& srv, std::uint64_t id)
+        : stream_(std::move(socket)), worker_(w), srv_(srv), id_(id) {}
+
+    void run() {
+        net::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::do_read, shared_from_this()));
+    }
+
+private:
+    const server_limits& limits() const { return srv_.options.limits; }
+
+    void do_read() {
+        parser_.emplace();
+        parser_->header_limit(static_cast<std::uint32_t>(limits().header_bytes));
+        parser_->body_limit(limits().body_bytes);
+        stream_.expires_after(limits().idle_timeout);
+        http::async_read_header(stream_, buffer_, *parser_,
+                                beast::bind_front_handler(&session::on_read_header, shared_from_this()));
+    }
+
+    void on_read_header(beast::error_code ec, std::size_t) {
+        if (ec) return on_read_error(ec);
+        stream_.expires_after(limits().read_timeout);
+        http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
+    }
+
+    void on_read(beast::error_code ec, std::size_t) {
+        if (ec) return on_read_error(ec);
+        request req = parser_->release();
+        response res = respond(req);
+        res.keep_alive(req.keep_alive());
+        send(std::move(res));
+    }
+
+    // A read that failed: a normal close, a timeout, or a request we refuse with a status and
+    // then close (its remaining bytes cannot be trusted to frame the next one).
+    void on_read_error(beast::error_code ec) {
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+            ec == net::error::connection_reset || ec == net::error::operation_aborted)
+            return do_close();
+        if (ec == http::error::header_limit)
+            return send_error(http::status::request_header_fields_too_large,
+                              fmt::format("the request line and headers exceed {} bytes", limits().header_bytes));
+        if (ec == http::error::body_limit)
+            return send_error(http::status::payload_too_large,
+                              fmt::format("the request body exceeds {} bytes", limits().body_bytes));
+        if (ec.category() == http::make_error_code(http::error::bad_method).category())  // any other parse error
+            return send_error(http::status::bad_request, fmt::format("malformed request: {}", ec.message()));
+        srv_.log->debug("conn {}: read failed: {}", id_, ec.message());
+        do_close();
+    }
+
+    void send_error(http::status status, const std::string& reason) {
+        response res{status, 11};
+        res.set(http::field::server, "Microsoft-IIS/6.0");
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.body() = fmt::format("{} {}: {}\n", static_cast<unsigned>(status), http::obsolete_reason(status), reason);
+        res.keep_alive(false);
+        res.prepare_payload();
+        send(std::move(res));
+    }
+
+    void send(response res) {
+        res_ = std::move(res);
+        stream_.expires_after(limits().read_timeout);
+        http::async_write(stream_, res_, beast::bind_front_handler(&session::on_write, shared_from_this()));
+    }
+
+    void on_write(beast::error_code ec, std::size_t) {
+        if (ec) return do_close();
+        if (!res_.keep_alive()) return do_close();
+        do_read();
+    }
+
+    void do_close() {
+        beast::error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        stream_.close();
+    }
+
+    // 401 with one WWW-Authenticate line per provider, as IIS 6 sends.
+    response challenge(const request& req, const std::string& reason) {
+        response res{http::status::unauthorized, req.version()};
+        res.set(http::field::server, "Microsoft-IIS/6.0");
+        for (const auto& p : srv_.backend.auth_providers) res.insert(http::field::www_authenticate, p);
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.body() = fmt::format("401 Unauthorized: {}\n", reason);
+        res.prepare_payload();
+        return res;
+    }
+
+    response bad_request(const request& req, const std::string& reason) {
+        response res{http::status::bad_request, req.version()};
+        res.set(http::field::server, "Microsoft-IIS/6.0");
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.body() = fmt::format("400 Bad Request: {}\n", reason);
+        res.prepare_payload();
+        return res;
+    }
+
+    response respond(const request& req) {
+        if (boost::starts_with(req.target(), "/exchweb/")) return worker_.api->handle(req, {"", "", id_});
+
+        std::string identity = bound_identity_;
+        auth::mechanism mech = bound_mechanism_;
+        std::string final_header;
+        auto authorization = req[http::field::authorization];
+        if (!authorization.empty()) {
+            auto outcome = authenticate(req, authorization);
+            if (outcome.reply) return std::move(*outcome.reply);
+            identity = outcome.identity;
+            mech = outcome.mech;
+            final_header = std::move(outcome.final_header);
+        }
+        if (identity.empty()) return challenge(req, "this resource needs authentication");
+        response res = worker_.api->handle(req, {identity, std::string(auth::mechanism_name(mech)), id_});
+        if (!final_header.empty()) res.set(http::field::www_authenticate, final_header);
+        return res;
+    }
+
+    struct auth_outcome {
+        std::optional<response> reply;  // a 401 or 400 that ends this request
+        std::string identity;
+        auth::mechanism mech = auth::mechanism::none;
+        std::string final_header;  // e.g. the Kerberos AP-REP for mutual authentication
+    };
+
+    auth_outcome authenticate(const request& req, std::string_view authorization) {
+        auth_outcome out;
+        auto space = authorization.find(' ');
+        auto scheme = auth::parse_scheme(authorization.substr(0, space));
+        if (!scheme || !srv_.backend.offers(auth::scheme_name(*scheme))) {
+            out.reply = challenge(req, fmt::format("the scheme '{}' is not offered here",
+                                                   authorization.substr(0, std::min<std::size_t>(space, 32))));
+            return out;
+        }
+        std::string_view text = space == std::string_view::npos ? "" : authorization.substr(space + 1);
+        while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+        while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+        auto token = common::base64_decode(text);
+        if (!token || token->empty()) {
+            out.reply = bad_request(req, "Authorization: the token is missing or not valid base64");
+            return out;
+        }
+
+        if (!pending_ || pending_scheme_ != *scheme || opens_handshake(*token)) {
+            // A new handshake on this connection: whoever it authenticated before is forgotten.
+            pending_ = worker_.credentials->make_acceptor(*scheme);
+            pending_scheme_ = *scheme;
+            legs_ = 0;
+            bound_identity_.clear();
+            bound_mechanism_ = auth::mechanism::none;
+        }
+        if (++legs_ > limits().max_handshake_legs) {
+            pending_.reset();
+            out.reply = challenge(req, "too many handshake legs");
+            return out;
+        }
+        auto step = pending_->step(*token);
+        const auto scheme_text = std::string(auth::scheme_name(*scheme));
+        switch (step.status) {
+            case auth::step_status::continue_needed: {
+                response res = challenge(req, "authentication in progress");
+                res.set(http::field::www_authenticate, scheme_text + " " + common::base64_encode(step.token.data(), step.token.size()));
+                out.reply = std::move(res);
+                return out;
+            }
+            case auth::step_status::failed:
+                srv_.log->info("conn {}: logon failed ({}): {}", id_, scheme_text, step.error);
+                pending_.reset();
+                out.reply = challenge(req, "logon failed");
+                return out;
+            case auth::step_status::complete:
+                break;
+        }
+        out.identity = pending_->peer();
+        out.mech = pending_->negotiated();
+        if (!step.token.empty())
+            out.final_header = scheme_text + " " + common::base64_encode(step.token.data(), step.token.size());
+        pending_.reset();
+        // NTLM authenticates the connection; Kerberos only this request, unless persist_kerberos.
+        if (out.mech == auth::mechanism::ntlm || srv_.backend.persist_kerberos) {
+            bound_identity_ = out.identity;
+            bound_mechanism_ = out.mech;
+        }
+        srv_.log->debug("conn {}: {} authenticated as {} via {}", id_, scheme_text, out.identity,
+                        auth::mechanism_name(out.mech));
+        return out;
+    }
+
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    response res_;
+    worker& worker_;
+    server::impl& srv_;
+    std::uint64_t id_;
+
+    // The connection's authentication state (what IIS keeps per connection).
+    std::string bound_identity_;
+    auth::mechanism bound_mechanism_ = auth::mechanism::none;
+    std::unique_ptr<auth::acceptor> pending_;
+    auth::scheme pending_scheme_ = auth::scheme::negotiate;
+    std::size_t legs_ = 0;
+};
+
+}  // namespace
+
+void server::impl::do_accept() {
+    auto& w = *workers[next_worker];
+    next_worker = (next_worker + 1) % workers.size();
+    acceptor.async_accept(w.ioc, [this, &w](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+            if (ec != net::error::operation_aborted) log->warn("accept failed: {}", ec.message());
+            if (!acceptor.is_open()) return;
+        } else {
+            socket.set_option(tcp::no_delay(true));
+            std::make_shared<session>(std::move(socket), w, *this, next_connection++)->run();
+        }
+        do_accept();
+    });
+}
+
+server::server(const common::topology& topology, server_options options)
+    : impl_(std::make_unique<impl>(topology, std::move(options))) {
+    auto& s = *impl_;
+    const auto* be = s.topology.find_backend(s.options.backend);
+    if (!be) throw std::runtime_error(fmt::format("back-end '{}' is not in the directory", s.options.backend));
+    s.backend = *be;
+    if (s.options.threads == 0) s.options.threads = 1;
+    s.options.acceptor.providers = s.backend.auth_providers;
+    s.options.acceptor.host = s.backend.host;
+
+    const auto db = mailbox_database_path(s.options.state_dir, s.backend.name);
+    {
+        mailbox_store seed_store(db);
+        if (s.options.reset_store) seed_store.reset(s.topology, s.backend.name);
+        else seed_store.seed(s.topology, s.backend.name);
+    }
+    for (std::size_t i = 0; i < s.options.threads; ++i) {
+        auto w = std::make_unique<worker>(mailbox_store(db));
+        w->credentials = auth::make_acceptor_credentials(s.options.acceptor);
+        w->api = std::make_unique<mailbox_api>(s.topology, s.backend.name, w->store, s.audit);
+        s.workers.push_back(std::move(w));
+    }
+
+    beast::error_code ec;
+    tcp::endpoint ep(net::ip::make_address(s.options.address, ec), s.options.port);
+    if (ec) throw std::runtime_error(fmt::format("back-end {}: '{}' is not an IP address", s.backend.name, s.options.address));
+    s.acceptor.open(ep.protocol());
+    s.acceptor.set_option(net::socket_base::reuse_address(true));
+    s.acceptor.bind(ep, ec);
+    if (ec)
+        throw std::runtime_error(fmt::format("back-end {}: cannot listen on {}:{}: {}", s.backend.name, s.options.address,
+                                             s.options.port, ec.message()));
+    s.acceptor.listen(net::socket_base::max_listen_connections);
+}
+
+void server::start() {
+    auto& s = *impl_;
+    if (s.running) return;
+    s.running = true;
+    for (auto& w : s.workers) {
+        w->thread = std::thread([&ioc = w->ioc] {
+            auto guard = net::make_work_guard(ioc);
+            ioc.run();
+        });
+    }
+    s.do_accept();
+    s.accept_thread = std::thread([&s] { s.accept_ioc.run(); });
+    s.log->info("back-end {} ({}, providers {}{}) listening on {}:{}", s.backend.name, s.backend.host,
+                fmt::join(s.backend.auth_providers, ","), s.backend.persist_kerberos ? ", persist_kerberos" : "",
+                s.options.address, port());
+}
+
+void server::stop() {
+    auto& s = *impl_;
+    if (!s.running) return;
+    s.running = false;
+    net::post(s.accept_ioc, [&s] {
+        beast::error_code ec;
+        s.acceptor.close(ec);
+    });
+    s.accept_ioc.stop();
+    if (s.accept_thread.joinable()) s.accept_thread.join();
+    for (auto& w : s.workers) {
+        w->ioc.stop();
+        if (w->thread.joinable()) w->thread.join();
+    }
+    s.workers.clear();  // destroys the sessions: every connection is closed
+}
+
+server::~server() {
+    stop();
+}
+
+std::uint16_t server::port() const { return impl_->acceptor.local_endpoint().port(); }
+const std::string& server::backend() const { return impl_->backend.name; }
+std::filesystem::path server::audit_log_file() const { return impl_->audit.path(); }
+std::filesystem::path server::database_file() const {
+    return mailbox_database_path(impl_->options.state_dir, impl_->backend.name);
+}
+
+}  // namespace exsim::backend

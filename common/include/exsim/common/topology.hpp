@@ -1,0 +1,66 @@
+#pragma once
+// The directory and topology: users (password, home back-end, delegates) and back-ends
+// (host name, authentication providers). Loaded from JSON with strict checking: an unknown key,
+// a missing field or a wrong type is a config_error naming the file, the field and the problem.
+
+#include <cstddef>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace exsim::common {
+
+class config_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct backend_config {
+    std::string name;                         // "be1": a short identifier, [a-z0-9_-]
+    std::string host;                         // "be1.exsim.test": the HTTP/<host> principal
+    std::vector<std::string> auth_providers;  // "Negotiate", "NTLM", in the order offered
+    bool persist_kerberos = false;            // keep a Kerberos-authenticated connection authenticated
+
+    bool offers(std::string_view provider) const;
+};
+
+struct user_entry {
+    std::string name;                    // "alice": lower-case [a-z0-9_-]
+    std::string password;                // clearly fake demo passwords only
+    std::string home;                    // back-end name that holds the mailbox
+    std::vector<std::string> delegates;  // users who may open this mailbox
+};
+
+struct topology {
+    std::string realm = "EXSIM.TEST";
+    std::string ntlm_domain = "EXSIM";
+    std::size_t seed_messages = 3;  // messages each mailbox starts with
+    std::vector<backend_config> backends;
+    std::vector<user_entry> users;
+
+    const user_entry* find_user(std::string_view name) const;
+    const backend_config* find_backend(std::string_view name) const;
+    std::vector<const user_entry*> users_of(std::string_view backend) const;
+};
+
+// Parses and validates; `source` names the file in error messages.
+topology parse_topology(std::string_view json_text, std::string_view source);
+topology load_topology(const std::filesystem::path& file);
+std::string to_json(const topology& t);
+
+// The embedded default topology of DESIGN.md section 10: realm EXSIM.TEST, domain EXSIM,
+// be1 (Negotiate,NTLM: alice, bob), be2 (NTLM only: carol, dave), passwords "<user>-pw".
+topology default_topology();
+
+// The default topology plus `extra_users` generated demo users (user00001, ...; password
+// "<user>-pw"), spread round-robin over the back-ends. For scale tests and benchmarks.
+topology generated_topology(std::size_t extra_users);
+
+// Overrides every back-end's providers: "negotiate" -> Negotiate,NTLM; "ntlm" -> NTLM.
+void override_backend_auth(topology& t, std::string_view mode);
+
+bool is_valid_name(std::string_view name);
+
+}  // namespace exsim::common
