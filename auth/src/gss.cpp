@@ -134,6 +134,10 @@ public:
             return failed(gss_error("gss_init_sec_context", maj, min, actual));
         }
         if (auto m = mechanism_of(actual); m != mechanism::none) negotiated_ = m;
+        // SPNEGO names the mechanism only once complete; the acceptor's reply says it earlier.
+        if (negotiated_ == mechanism::none && !input.empty())
+            if (auto reply = decode_token(input); reply && !reply->chosen_mech.empty())
+                negotiated_ = reply->chosen_mech == "ntlmssp" ? mechanism::ntlm : mechanism::kerberos;
         // SPNEGO reports SPNEGO itself until a mechanism is chosen; the first token of a raw
         // NTLM or a Kerberos-only exchange already tells.
         if (negotiated_ == mechanism::none && mech_ == &ntlmssp_oid) negotiated_ = mechanism::ntlm;

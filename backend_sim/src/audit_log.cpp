@@ -17,8 +17,8 @@ namespace exsim::backend {
 
 namespace json = boost::json;
 
-bool is_cross_user(std::string_view identity, std::string_view on_behalf_of) noexcept {
-    return !on_behalf_of.empty() && on_behalf_of != identity;
+bool is_cross_user(std::string_view identity, std::string_view on_behalf_of, unsigned status) noexcept {
+    return !on_behalf_of.empty() && on_behalf_of != identity && status < 400;
 }
 
 std::string iso8601_utc_now() {
@@ -122,7 +122,7 @@ audit_log::~audit_log() {
 std::error_code audit_log::append(audit_record record) {
     if (record.ts.empty()) record.ts = iso8601_utc_now();
     // Computed here, not trusted from the caller: there is one definition of cross_user.
-    record.cross_user = is_cross_user(record.identity, record.on_behalf_of);
+    record.cross_user = is_cross_user(record.identity, record.on_behalf_of, record.status);
     std::string line = to_json_line(record);
     line.push_back('\n');
 

@@ -119,10 +119,13 @@ TEST(AuditLog, CrossUserIsTrueOnlyWhenOnBehalfOfNamesSomeoneElse) {
     EXPECT_EQ(count_cross_user(file), 1u);
     EXPECT_EQ(count_cross_user(records), 1u);
 
-    EXPECT_FALSE(is_cross_user("alice", ""));
-    EXPECT_FALSE(is_cross_user("alice", "alice"));
-    EXPECT_TRUE(is_cross_user("alice", "bob"));
-    EXPECT_TRUE(is_cross_user("", "bob"));
+    EXPECT_FALSE(is_cross_user("alice", "", 200));
+    EXPECT_FALSE(is_cross_user("alice", "alice", 200));
+    EXPECT_TRUE(is_cross_user("alice", "bob", 200));
+    EXPECT_TRUE(is_cross_user("", "bob", 200));
+    // A refused request served nothing: not a leak, whoever the connection belonged to.
+    EXPECT_FALSE(is_cross_user("alice", "bob", 403));
+    EXPECT_FALSE(is_cross_user("alice", "bob", 404));
 }
 
 TEST(AuditLog, TimestampIsIso8601UtcWithMilliseconds) {

@@ -346,7 +346,9 @@ TEST(MailboxApi, OnBehalfOfNeverAuthorizesAnything) {
     api_env env;
     const auto res = env.get("/exchange/alice/", "bob", "alice");
     EXPECT_EQ(res.result(), http::status::forbidden);
-    EXPECT_TRUE(env.last_audit().cross_user);
+    // Refused, so nothing crossed: the line records the attempt but does not count as a leak.
+    EXPECT_EQ(env.last_audit().on_behalf_of, "alice");
+    EXPECT_FALSE(env.last_audit().cross_user);
 }
 
 TEST(MailboxApi, BadSendJsonIsRejectedNamingTheField) {

@@ -5,7 +5,8 @@
 // It is the back-end's side of the leak oracle (DESIGN.md section 6): `identity` is who the
 // connection was authenticated as, `on_behalf_of` is who the front-end said it was acting for
 // (the X-Exsim-On-Behalf-Of header, informational only, never used for authorization), and
-// `cross_user` is true when the two differ. Under the MS04-002 bug the front-end acts for bob on a
+// `cross_user` is true when the two differ and the request succeeded (a 403 or 404 served nothing,
+// so the count matches the leaks and tampers the load generator's oracle sees). Under the MS04-002 bug the front-end acts for bob on a
 // connection that NTLM bound to alice: the back-end serves alice and the line says
 // identity=alice, on_behalf_of=bob, cross_user=true.
 
@@ -33,12 +34,12 @@ struct audit_record {
     unsigned status = 0;       // HTTP status sent
     std::string message;       // message id, when the request named or created one
     std::string on_behalf_of;  // X-Exsim-On-Behalf-Of as received (informational)
-    bool cross_user = false;   // append() sets it: is_cross_user(identity, on_behalf_of)
+    bool cross_user = false;   // append() sets it: is_cross_user(identity, on_behalf_of, status)
 };
 
 // True when the front-end said it acted for someone (non-empty) other than the identity the
-// back-end authenticated.
-bool is_cross_user(std::string_view identity, std::string_view on_behalf_of) noexcept;
+// back-end authenticated, and the request was served (status below 400).
+bool is_cross_user(std::string_view identity, std::string_view on_behalf_of, unsigned status) noexcept;
 
 // "2024-05-01T12:34:56.789Z" for now (UTC).
 std::string iso8601_utc_now();

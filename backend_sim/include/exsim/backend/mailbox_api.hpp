@@ -24,8 +24,12 @@
 // authorization): the identity must be M or one of M's delegates, else 403. Folder names are
 // capitalised and user names are lower-case, so the two never collide.
 //
-// Every response to an authenticated /exchange request carries X-Exsim-Identity and, once the
-// mailbox is known, X-Exsim-Mailbox (the mailbox served, touched or addressed).
+// Every response to an authenticated request (all but /exchweb/) carries X-Exsim-Identity and,
+// once the mailbox is known, X-Exsim-Mailbox (the mailbox served, touched or addressed), and
+// writes one audit line. Checks run in this order: 400 non-canonical path, /exchweb/, 401 no
+// identity, 404 route, 405 method (with Allow), 404 mailbox unknown or not on this back-end,
+// 403 not the owner nor a delegate, 404 message id of another mailbox, then the operation
+// (404 no such message, 503 store busy, 500 store error).
 
 #include <cstddef>
 #include <cstdint>

@@ -1,0 +1,581 @@
+// Back-end authentication costs with a large directory (the measurements of the scale issue).
+//
+// One private realm per process, in a fresh temp folder, with the real krb5kdc running and
+// generated_topology(N) users (N from EXSIM_BENCH_USERS, default 10000). Every completed
+// handshake is checked: the acceptor must report the user the initiator acted for, through the
+// expected mechanism, or the benchmark stops with SkipWithError.
+//
+//   BM_KerberosAccept        back-end cost of one Kerberos (SPNEGO) acceptance of a pre-built
+//                            AP-REQ; 1 and 2 threads, one acceptor credential per thread
+//   BM_NtlmAccept/raw        acceptor side of a raw NTLM handshake for the LAST user of be1's
+//                            user file (worst case for a linear scan); Time = acceptor only
+//   BM_NtlmAccept/spnego     same through SPNEGO falling back to NTLM (acceptor without keytab)
+//   BM_NtlmAcceptWholeFile   baseline: gss-ntlmssp directly on the whole user file (what the
+//                            back-end would cost without its one-line key file)
+//   BM_NtlmHandshakeFull     both sides, raw NTLM and NTLM through SPNEGO
+//   BM_KerberosHandshakeFull both sides, Kerberos through SPNEGO with a cached service ticket
+//   BM_RssFlat               RSS before/after 20,000 NTLM + 20,000 Kerberos full handshakes
+//
+// Environment: EXSIM_BENCH_USERS (10000), EXSIM_BENCH_KRB_USERS (64 Kerberos users with cached
+// credentials), EXSIM_BENCH_KRB_TOKENS (4000 AP-REQs per thread for BM_KerberosAccept),
+// EXSIM_BENCH_RSS_HANDSHAKES (20000 of each kind), EXSIM_BENCH_STATE_DIR (use and keep this
+// folder instead of a temp one: an existing realm for the same directory is reused).
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_ntlmssp.h>
+#include <unistd.h>
+
+#include "exsim/auth/gss.hpp"
+#include "exsim/auth/mechanism.hpp"
+#include "exsim/auth/realm.hpp"
+#include "exsim/common/topology.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace auth = exsim::auth;
+namespace common = exsim::common;
+using clock_type = std::chrono::steady_clock;
+
+std::size_t env_size(const char* name, std::size_t fallback) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return fallback;
+    return static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
+}
+
+double seconds_since(clock_type::time_point t0) {
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Resident set size in KiB, from /proc/self/statm (second field, in pages).
+long rss_kib() {
+    std::ifstream in("/proc/self/statm");
+    long size = 0, resident = 0;
+    in >> size >> resident;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The realm, created once per process (in main, before any benchmark runs).
+
+struct bench_env {
+    common::topology topo;
+    fs::path state_dir;
+    bool remove_state = false;
+    std::optional<auth::realm> realm;
+    std::vector<std::string> be1_users;  // in the order of be1's NTLM user file
+    std::string worst_ntlm_user;         // the last line of be1's user file
+
+    std::mutex cred_mutex;
+    std::map<std::pair<std::string, int>, std::shared_ptr<const auth::user_credentials>> creds;
+
+    std::shared_ptr<const auth::user_credentials> credentials(const std::string& user, auth::initiator_mode mode) {
+        std::lock_guard lock(cred_mutex);
+        auto& slot = creds[{user, static_cast<int>(mode)}];
+        if (!slot) {
+            auto r = auth::acquire_user_credentials(user, user_password(user), mode, topo.realm, topo.ntlm_domain);
+            if (!r.credentials) throw std::runtime_error(r.error);
+            slot = r.credentials;
+        }
+        return slot;
+    }
+
+    std::string user_password(const std::string& user) const {
+        const auto* u = topo.find_user(user);
+        if (!u) throw std::runtime_error("no user " + user);
+        return u->password;
+    }
+
+    // Kerberos users: the first `n` users of be1 (any directory user can get a ticket for HTTP/be1).
+    std::vector<std::string> kerberos_users() const {
+        const std::size_t n = std::min(env_size("EXSIM_BENCH_KRB_USERS", 64), be1_users.size());
+        return {be1_users.begin(), be1_users.begin() + static_cast<std::ptrdiff_t>(n)};
+    }
+
+    auth::acceptor_config acceptor_config(bool with_keytab) const {
+        auth::acceptor_config c;
+        c.host = "be1.exsim.test";
+        c.keytab = with_keytab ? realm->paths().keytab("be1") : state_dir / "no-such.keytab";
+        c.ntlm_user_file = realm->paths().ntlm_user_file("be1");
+        c.providers = {"Negotiate", "NTLM"};
+        c.realm = topo.realm;
+        c.ntlm_domain = topo.ntlm_domain;
+        return c;
+    }
+};
+
+bench_env* env = nullptr;
+
+// ---------------------------------------------------------------------------------------------
+// Handshakes. Each returns an empty string on success (peer and mechanism checked) or why not.
+
+struct handshake_timing {
+    double acceptor = 0;   // seconds inside make_acceptor + acceptor->step
+    double initiator = 0;  // seconds inside make_initiator + initiator->step
+    int legs = 0;          // tokens exchanged
+};
+
+std::string handshake(const auth::user_credentials& creds, auth::acceptor_credentials& acc_creds, auth::scheme s,
+                      auth::mechanism expected, handshake_timing* timing = nullptr) {
+    auto t0 = clock_type::now();
+    auto ini = creds.make_initiator("be1.exsim.test");
+    auto out = ini->step({});
+    double ini_s = seconds_since(t0);
+    t0 = clock_type::now();
+    auto acc = acc_creds.make_acceptor(s);
+    double acc_s = seconds_since(t0);
+    if (!acc) return "the acceptor does not offer this scheme";
+    int legs = 1;
+    auth::step_result acc_out;
+    for (int round = 0; round < 8; ++round) {
+        if (out.status == auth::step_status::failed) return "initiator: " + out.error;
+        t0 = clock_type::now();
+        acc_out = acc->step(out.token);
+        acc_s += seconds_since(t0);
+        ++legs;
+        if (acc_out.status != auth::step_status::continue_needed) break;
+        t0 = clock_type::now();
+        out = ini->step(acc_out.token);
+        ini_s += seconds_since(t0);
+        ++legs;
+    }
+    if (acc_out.status != auth::step_status::complete) return "acceptor: " + acc_out.error;
+    // Mutual authentication: the initiator checks the acceptor's last token (Kerberos AP-REP).
+    if (!acc_out.token.empty() && out.status == auth::step_status::continue_needed) {
+        t0 = clock_type::now();
+        out = ini->step(acc_out.token);
+        ini_s += seconds_since(t0);
+        if (out.status != auth::step_status::complete) return "initiator (final): " + out.error;
+    }
+    if (acc->peer() != creds.user())
+        return fmt::format("acceptor saw '{}' for user '{}'", acc->peer(), creds.user());
+    if (acc->negotiated() != expected)
+        return fmt::format("mechanism {} instead of {}", auth::mechanism_name(acc->negotiated()),
+                           auth::mechanism_name(expected));
+    if (timing) *timing = {acc_s, ini_s, legs};
+    return {};
+}
+
+// A first Kerberos token (SPNEGO NegTokenInit carrying an AP-REQ from the cached service ticket).
+std::vector<std::uint8_t> kerberos_token(const auth::user_credentials& creds, std::string& error) {
+    auto ini = creds.make_initiator("be1.exsim.test");
+    auto out = ini->step({});
+    if (out.status == auth::step_status::failed) error = out.error;
+    return std::move(out.token);
+}
+
+// ---------------------------------------------------------------------------------------------
+// BM_KerberosAccept: back-end cost of one acceptance of a pre-built AP-REQ.
+
+void BM_KerberosAccept(benchmark::State& state) {
+    const std::size_t per_thread = env_size("EXSIM_BENCH_KRB_TOKENS", 4000);
+    std::unique_ptr<auth::acceptor_credentials> acc_creds;
+    struct token {
+        std::vector<std::uint8_t> bytes;
+        const std::string* user;
+    };
+    std::vector<token> tokens;
+    std::vector<std::string> users;
+    try {
+        acc_creds = auth::make_acceptor_credentials(env->acceptor_config(true));
+        // Each thread uses its own users: no two threads build tokens from one ccache.
+        auto all = env->kerberos_users();
+        for (std::size_t i = static_cast<std::size_t>(state.thread_index()); i < all.size();
+             i += static_cast<std::size_t>(state.threads()))
+            users.push_back(all[i]);
+        if (users.empty()) throw std::runtime_error("not enough Kerberos users for the threads");
+        // No more than this run will use: every run of the benchmark (the library probes with
+        // growing iteration counts) builds its own tokens, since an AP-REQ cannot be replayed.
+        const std::size_t wanted = std::min<std::size_t>(per_thread, static_cast<std::size_t>(state.max_iterations));
+        tokens.reserve(wanted);
+        for (std::size_t i = 0; i < wanted; ++i) {
+            const auto& u = users[i % users.size()];
+            std::string error;
+            auto bytes = kerberos_token(*env->credentials(u, auth::initiator_mode::kerberos), error);
+            if (!error.empty()) throw std::runtime_error(error);
+            tokens.push_back({std::move(bytes), &u});
+        }
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        for (auto _ : state) {
+        }
+        return;
+    }
+    std::size_t next = 0;
+    for (auto _ : state) {
+        if (next == tokens.size()) {  // only when run longer than --benchmark_min_time asked for
+            state.PauseTiming();
+            for (auto& t : tokens) {
+                std::string error;
+                t.bytes = kerberos_token(*env->credentials(*t.user, auth::initiator_mode::kerberos), error);
+            }
+            next = 0;
+            state.ResumeTiming();
+        }
+        const auto& t = tokens[next++];
+        auto acc = acc_creds->make_acceptor(auth::scheme::negotiate);
+        auto r = acc->step(t.bytes);
+        if (r.status != auth::step_status::complete) {
+            state.SkipWithError(("Kerberos accept failed: " + r.error).c_str());
+            break;
+        }
+        if (acc->peer() != *t.user || acc->negotiated() != auth::mechanism::kerberos) {
+            state.SkipWithError(fmt::format("acceptor saw '{}' ({}) for '{}'", acc->peer(),
+                                            auth::mechanism_name(acc->negotiated()), *t.user)
+                                    .c_str());
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_KerberosAccept)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_KerberosAccept)->Threads(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// ---------------------------------------------------------------------------------------------
+// BM_NtlmAccept: the acceptor's side of an NTLM handshake for the last user of be1's user file.
+// The reported Time is acceptor-only (manual timing); full_us and initiator_us are counters.
+
+void ntlm_accept(benchmark::State& state, bool spnego, bool report_acceptor_only) {
+    const auto& user = env->worst_ntlm_user;
+    std::shared_ptr<const auth::user_credentials> creds;
+    std::unique_ptr<auth::acceptor_credentials> acc_creds;
+    try {
+        creds = env->credentials(user, spnego ? auth::initiator_mode::negotiate : auth::initiator_mode::ntlm);
+        // SPNEGO falls back to NTLM only when the acceptor has no Kerberos key: no keytab.
+        acc_creds = auth::make_acceptor_credentials(env->acceptor_config(!spnego));
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        for (auto _ : state) {
+        }
+        return;
+    }
+    const auto s = spnego ? auth::scheme::negotiate : auth::scheme::ntlm;
+    double acc_total = 0, ini_total = 0;
+    int legs = 0;
+    for (auto _ : state) {
+        handshake_timing t;
+        auto t0 = clock_type::now();
+        auto error = handshake(*creds, *acc_creds, s, auth::mechanism::ntlm, &t);
+        const double full = seconds_since(t0);
+        if (!error.empty()) {
+            state.SkipWithError(error.c_str());
+            break;
+        }
+        if (report_acceptor_only) state.SetIterationTime(t.acceptor);
+        else state.SetIterationTime(full);
+        acc_total += t.acceptor;
+        ini_total += t.initiator;
+        legs = t.legs;
+    }
+    const double n = static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
+    state.counters["acceptor_us"] = acc_total / n * 1e6;
+    state.counters["initiator_us"] = ini_total / n * 1e6;
+    state.counters["legs"] = legs;
+    state.counters["file_line"] = static_cast<double>(env->be1_users.size());
+    state.SetLabel(user);
+    state.SetItemsProcessed(state.iterations());
+}
+
+void BM_NtlmAccept_raw(benchmark::State& state) { ntlm_accept(state, false, true); }
+void BM_NtlmAccept_spnego(benchmark::State& state) { ntlm_accept(state, true, true); }
+BENCHMARK(BM_NtlmAccept_raw)->Name("BM_NtlmAccept/raw")->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_NtlmAccept_spnego)->Name("BM_NtlmAccept/spnego")->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// ---------------------------------------------------------------------------------------------
+// BM_NtlmAcceptWholeFile: gss-ntlmssp accepting directly with the whole be1 user file as its key
+// file (no one-line fast path). The baseline that shows what the linear scan costs per handshake
+// for the last user of the file. Time = the AUTHENTICATE step only.
+
+struct gss_name_holder {
+    gss_name_t n = GSS_C_NO_NAME;
+    ~gss_name_holder() {
+        OM_uint32 m;
+        if (n != GSS_C_NO_NAME) gss_release_name(&m, &n);
+    }
+};
+struct gss_cred_holder {
+    gss_cred_id_t c = GSS_C_NO_CREDENTIAL;
+    ~gss_cred_holder() {
+        OM_uint32 m;
+        if (c != GSS_C_NO_CREDENTIAL) gss_release_cred(&m, &c);
+    }
+};
+struct gss_ctx_holder {
+    gss_ctx_id_t c = GSS_C_NO_CONTEXT;
+    ~gss_ctx_holder() {
+        OM_uint32 m;
+        if (c != GSS_C_NO_CONTEXT) gss_delete_sec_context(&m, &c, GSS_C_NO_BUFFER);
+    }
+};
+
+void BM_NtlmAcceptWholeFile(benchmark::State& state) {
+    static gss_OID_desc ntlmssp_oid = {GSS_NTLMSSP_OID_LENGTH, const_cast<char*>(GSS_NTLMSSP_OID_STRING)};
+    const auto& user = env->worst_ntlm_user;
+    const std::string file = env->realm->paths().ntlm_user_file("be1").string();
+    const std::string service = "HTTP@be1.exsim.test";
+    std::shared_ptr<const auth::user_credentials> creds;
+    gss_name_holder name;
+    gss_cred_holder cred;
+    OM_uint32 maj, min = 0;
+    try {
+        creds = env->credentials(user, auth::initiator_mode::ntlm);
+        gss_buffer_desc b{service.size(), const_cast<char*>(service.data())};
+        maj = gss_import_name(&min, &b, GSS_C_NT_HOSTBASED_SERVICE, &name.n);
+        if (GSS_ERROR(maj)) throw std::runtime_error("gss_import_name");
+        gss_key_value_element_desc kv{GSS_NTLMSSP_CS_KEYFILE, file.c_str()};
+        gss_key_value_set_desc set{1, &kv};
+        gss_OID_set_desc mechs{1, &ntlmssp_oid};
+        maj = gss_acquire_cred_from(&min, name.n, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &set, &cred.c, nullptr,
+                                    nullptr);
+        if (GSS_ERROR(maj)) throw std::runtime_error("gss_acquire_cred_from (NTLM acceptor, whole file)");
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        for (auto _ : state) {
+        }
+        return;
+    }
+    double negotiate_total = 0;
+    for (auto _ : state) {
+        auto ini = creds->make_initiator("be1.exsim.test");
+        auto out = ini->step({});
+        gss_ctx_holder ctx;
+        std::string peer;
+        bool complete = false;
+        for (int round = 0; round < 3 && out.status != auth::step_status::failed; ++round) {
+            gss_buffer_desc in{out.token.size(), out.token.data()};
+            gss_buffer_desc tok = GSS_C_EMPTY_BUFFER;
+            gss_name_t src = GSS_C_NO_NAME;
+            auto t0 = clock_type::now();
+            maj = gss_accept_sec_context(&min, &ctx.c, cred.c, &in, GSS_C_NO_CHANNEL_BINDINGS, &src, nullptr, &tok,
+                                         nullptr, nullptr, nullptr);
+            const double dt = seconds_since(t0);
+            std::vector<std::uint8_t> reply(static_cast<std::uint8_t*>(tok.value),
+                                            static_cast<std::uint8_t*>(tok.value) + tok.length);
+            OM_uint32 m;
+            gss_release_buffer(&m, &tok);
+            if (GSS_ERROR(maj)) {
+                if (src != GSS_C_NO_NAME) gss_release_name(&m, &src);
+                break;
+            }
+            if (maj & GSS_S_CONTINUE_NEEDED) {
+                negotiate_total += dt;
+                out = ini->step(reply);
+                continue;
+            }
+            state.SetIterationTime(dt);
+            gss_buffer_desc disp = GSS_C_EMPTY_BUFFER;
+            gss_display_name(&m, src, &disp, nullptr);
+            peer.assign(static_cast<const char*>(disp.value), disp.length);
+            if (auto nul = peer.find('\0'); nul != std::string::npos) peer.resize(nul);
+            gss_release_buffer(&m, &disp);
+            gss_release_name(&m, &src);
+            complete = true;
+            break;
+        }
+        const std::string expected = env->topo.ntlm_domain + "\\" + user;
+        if (!complete || peer != expected) {
+            state.SkipWithError(fmt::format("whole-file NTLM accept: got '{}' for '{}' (status {:#x})", peer,
+                                            expected, maj)
+                                    .c_str());
+            break;
+        }
+    }
+    const double n = static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
+    state.counters["negotiate_step_us"] = negotiate_total / n * 1e6;
+    state.counters["file_line"] = static_cast<double>(env->be1_users.size());
+    state.SetLabel(user);
+}
+BENCHMARK(BM_NtlmAcceptWholeFile)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+// ---------------------------------------------------------------------------------------------
+// Full handshakes, both sides (compare with the table of AUTH-NOTES.md).
+
+void BM_NtlmHandshakeFull(benchmark::State& state) {
+    const bool spnego = state.range(0) != 0;
+    const auto& user = env->worst_ntlm_user;
+    std::shared_ptr<const auth::user_credentials> creds;
+    std::unique_ptr<auth::acceptor_credentials> acc_creds;
+    try {
+        creds = env->credentials(user, spnego ? auth::initiator_mode::negotiate : auth::initiator_mode::ntlm);
+        acc_creds = auth::make_acceptor_credentials(env->acceptor_config(!spnego));
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        for (auto _ : state) {
+        }
+        return;
+    }
+    for (auto _ : state) {
+        auto error = handshake(*creds, *acc_creds, spnego ? auth::scheme::negotiate : auth::scheme::ntlm,
+                               auth::mechanism::ntlm);
+        if (!error.empty()) {
+            state.SkipWithError(error.c_str());
+            break;
+        }
+    }
+    state.SetLabel(spnego ? "spnego" : "raw");
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_NtlmHandshakeFull)->ArgName("spnego")->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_KerberosHandshakeFull(benchmark::State& state) {
+    std::vector<std::shared_ptr<const auth::user_credentials>> creds;
+    std::unique_ptr<auth::acceptor_credentials> acc_creds;
+    try {
+        acc_creds = auth::make_acceptor_credentials(env->acceptor_config(true));
+        auto all = env->kerberos_users();
+        for (std::size_t i = static_cast<std::size_t>(state.thread_index()); i < all.size();
+             i += static_cast<std::size_t>(state.threads()))
+            creds.push_back(env->credentials(all[i], auth::initiator_mode::kerberos));
+        // Warm the service tickets (the first context per user makes the TGS exchange).
+        for (const auto& c : creds)
+            if (auto e = handshake(*c, *acc_creds, auth::scheme::negotiate, auth::mechanism::kerberos); !e.empty())
+                throw std::runtime_error(e);
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        for (auto _ : state) {
+        }
+        return;
+    }
+    std::size_t next = 0;
+    for (auto _ : state) {
+        const auto& c = *creds[next++ % creds.size()];
+        auto error = handshake(c, *acc_creds, auth::scheme::negotiate, auth::mechanism::kerberos);
+        if (!error.empty()) {
+            state.SkipWithError(error.c_str());
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_KerberosHandshakeFull)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_KerberosHandshakeFull)->Threads(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// ---------------------------------------------------------------------------------------------
+// BM_RssFlat: RSS before and after many full handshakes through the back-end acceptor, after a
+// warm-up. One iteration; the counters carry the result.
+
+void BM_RssFlat(benchmark::State& state) {
+    const std::size_t count = env_size("EXSIM_BENCH_RSS_HANDSHAKES", 20000);
+    const std::size_t warmup = 2000;
+    for (auto _ : state) {
+        try {
+            auto acc_creds = auth::make_acceptor_credentials(env->acceptor_config(true));
+            // NTLM: rotate over users spread through the file (a new one-line key per AUTHENTICATE).
+            std::vector<std::shared_ptr<const auth::user_credentials>> ntlm, krb;
+            const auto& be1 = env->be1_users;
+            const std::size_t step = std::max<std::size_t>(1, be1.size() / 64);
+            for (std::size_t k = 0; k < 64 && k * step < be1.size(); ++k)
+                ntlm.push_back(env->credentials(be1[be1.size() - 1 - k * step], auth::initiator_mode::ntlm));
+            for (const auto& u : env->kerberos_users()) krb.push_back(env->credentials(u, auth::initiator_mode::kerberos));
+            auto run = [&](const std::vector<std::shared_ptr<const auth::user_credentials>>& set, auth::scheme s,
+                           auth::mechanism m, std::size_t n) {
+                for (std::size_t i = 0; i < n; ++i)
+                    if (auto e = handshake(*set[i % set.size()], *acc_creds, s, m); !e.empty())
+                        throw std::runtime_error(e);
+            };
+            run(ntlm, auth::scheme::ntlm, auth::mechanism::ntlm, warmup / 2);
+            run(krb, auth::scheme::negotiate, auth::mechanism::kerberos, warmup / 2);
+            const long before = rss_kib();
+            auto t0 = clock_type::now();
+            run(ntlm, auth::scheme::ntlm, auth::mechanism::ntlm, count);
+            const double ntlm_s = seconds_since(t0);
+            const long after_ntlm = rss_kib();
+            t0 = clock_type::now();
+            run(krb, auth::scheme::negotiate, auth::mechanism::kerberos, count);
+            const double krb_s = seconds_since(t0);
+            const long after = rss_kib();
+            state.counters["rss_before_kib"] = static_cast<double>(before);
+            state.counters["rss_after_ntlm_kib"] = static_cast<double>(after_ntlm);
+            state.counters["rss_after_kib"] = static_cast<double>(after);
+            state.counters["rss_ratio"] = static_cast<double>(after) / static_cast<double>(before);
+            state.counters["ntlm_full_per_s"] = static_cast<double>(count) / ntlm_s;
+            state.counters["krb_full_per_s"] = static_cast<double>(count) / krb_s;
+            state.SetLabel(fmt::format("{} NTLM + {} Kerberos after {} warm-up", count, count, warmup));
+        } catch (const std::exception& e) {
+            state.SkipWithError(e.what());
+            break;
+        }
+    }
+}
+BENCHMARK(BM_RssFlat)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+
+    bench_env e;
+    env = &e;
+    int rc = 0;
+    try {
+        const std::size_t users = env_size("EXSIM_BENCH_USERS", 10000);
+        e.topo = common::generated_topology(users);
+        if (const char* dir = std::getenv("EXSIM_BENCH_STATE_DIR"); dir && *dir) {
+            e.state_dir = dir;
+            fs::create_directories(e.state_dir);
+        } else {
+            std::string templ = (fs::temp_directory_path() / "exsim-bench-XXXXXX").string();
+            if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+            e.state_dir = templ;
+            e.remove_state = true;
+        }
+        auto t0 = clock_type::now();
+        e.realm.emplace(auth::realm::create(e.topo, e.state_dir));
+        const double create_s = seconds_since(t0);
+        t0 = clock_type::now();
+        e.realm->start_kdc();
+        const double kdc_s = seconds_since(t0);
+        e.realm->apply_environment();
+        for (const auto* u : e.topo.users_of("be1")) e.be1_users.push_back(u->name);
+        e.worst_ntlm_user = e.be1_users.back();
+        const auto& tm = e.realm->timings();
+        const auto summary = fmt::format(
+            "realm for {} users ({} on be1) in {:.1f} s{} (database {} ms, principals+keytabs {} ms, NTLM files {} ms); "
+            "KDC start {:.2f} s; state {}",
+            e.topo.users.size(), e.be1_users.size(), create_s, tm.reused ? " (reused)" : "", tm.database.count(),
+            tm.principals.count(), tm.ntlm_files.count(), kdc_s, e.state_dir.string());
+        std::fprintf(stderr, "%s\n", summary.c_str());
+        benchmark::AddCustomContext("exsim_users", std::to_string(e.topo.users.size()));
+        benchmark::AddCustomContext("exsim_realm_create_s", fmt::format("{:.2f}", create_s));
+        benchmark::AddCustomContext("exsim_worst_ntlm_user", e.worst_ntlm_user);
+
+        // Kerberos credentials: one AS exchange per user, outside every timed region.
+        t0 = clock_type::now();
+        for (const auto& u : e.kerberos_users()) e.credentials(u, auth::initiator_mode::kerberos);
+        std::fprintf(stderr, "Kerberos credentials for %zu users in %.2f s\n", e.kerberos_users().size(),
+                     seconds_since(t0));
+
+        benchmark::RunSpecifiedBenchmarks();
+    } catch (const std::exception& ex) {
+        std::fprintf(stderr, "auth_benchmark: %s\n", ex.what());
+        rc = 1;
+    }
+    benchmark::Shutdown();
+    e.creds.clear();
+    if (e.realm) e.realm->stop_kdc();
+    e.realm.reset();
+    if (e.remove_state) {
+        std::error_code ec;
+        fs::remove_all(e.state_dir, ec);
+    }
+    env = nullptr;
+    return rc;
+}

@@ -1,0 +1,174 @@
+#include "environment.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <fmt/format.h>
+
+#include "exsim/common/base64.hpp"
+#include "exsim/common/log.hpp"
+
+namespace exsim::testing {
+namespace fs = std::filesystem;
+namespace beast = boost::beast;
+using tcp = boost::asio::ip::tcp;
+
+common::topology test_topology() {
+    auto t = common::default_topology();
+    t.backends.push_back({"be3", "be3.exsim.test", {"Negotiate", "NTLM"}, true});
+    t.users.push_back({"erin", "erin-pw", "be1", {}});
+    t.users.push_back({"frank", "frank-pw", "be3", {}});
+    for (auto& u : t.users)
+        if (u.name == "alice") u.delegates = {"erin"};
+    return t;
+}
+
+realm_environment& realm_environment::get() {
+    static realm_environment env;
+    return env;
+}
+
+void realm_environment::set_up() {
+    common::set_log_level("warn");
+    topology_ = test_topology();
+    dir_ = fs::temp_directory_path() / fmt::format("exsim-it-{}", getpid());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    realm_ = std::make_unique<auth::realm>(auth::realm::create(topology_, dir_));
+    realm_->apply_environment();
+    realm_->start_kdc();
+    for (const auto& b : topology_.backends) {
+        auto s = start_backend(b.name);
+        servers_[b.name] = std::move(s);
+    }
+}
+
+void realm_environment::tear_down() {
+    servers_.clear();
+    if (realm_) realm_->stop_kdc();
+    realm_.reset();
+    fs::remove_all(dir_);
+}
+
+std::unique_ptr<backend::server> realm_environment::start_backend(const std::string& name, bool with_keytab,
+                                                                  backend::server_limits limits) {
+    backend::server_options o;
+    o.backend = name;
+    o.threads = 2;
+    o.state_dir = dir_;
+    o.limits = limits;
+    o.acceptor.keytab = with_keytab ? realm_->paths().keytab(name) : dir_ / "no-such.keytab";
+    o.acceptor.ntlm_user_file = realm_->paths().ntlm_user_file(name);
+    o.acceptor.realm = topology_.realm;
+    o.acceptor.ntlm_domain = topology_.ntlm_domain;
+    auto s = std::make_unique<backend::server>(topology_, o);
+    s->start();
+    return s;
+}
+
+std::shared_ptr<const auth::user_credentials> realm_environment::credentials(const std::string& user,
+                                                                             auth::initiator_mode mode,
+                                                                             const std::string& password) {
+    auto r = auth::acquire_user_credentials(user, password.empty() ? user + "-pw" : password, mode, topology_.realm,
+                                            topology_.ntlm_domain);
+    EXPECT_TRUE(r.credentials) << r.error;
+    return r.credentials;
+}
+
+connection::connection(std::uint16_t port) : stream_(ioc_) {
+    stream_.expires_after(std::chrono::seconds(10));
+    stream_.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+}
+
+response connection::request(http::verb method, const std::string& target,
+                             const std::map<std::string, std::string>& headers, const std::string& body) {
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "backend.exsim.test");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    if (!body.empty() || method == http::verb::post) {
+        req.body() = body;
+        req.prepare_payload();
+    }
+    stream_.expires_after(std::chrono::seconds(10));
+    http::write(stream_, req);
+    response res;
+    http::read(stream_, buffer_, res);
+    return res;
+}
+
+response connection::authenticated(auth::initiator& ini, http::verb method, const std::string& target,
+                                   const std::string& body, const std::map<std::string, std::string>& extra) {
+    auto step = ini.step({});
+    const std::string scheme(auth::scheme_name(ini.http_scheme()));
+    for (int leg = 0; leg < 8; ++leg) {
+        if (step.status == auth::step_status::failed) throw std::runtime_error("initiator failed: " + step.error);
+        auto h = extra;
+        h["Authorization"] = scheme + " " + common::base64_encode(step.token.data(), step.token.size());
+        auto res = request(method, target, h, body);
+        std::optional<std::vector<std::uint8_t>> token;
+        for (const auto& challenge : headers(res, http::field::www_authenticate))
+            if (challenge.rfind(scheme + " ", 0) == 0) token = common::base64_decode(challenge.substr(scheme.size() + 1));
+        if (res.result() != http::status::unauthorized) {
+            if (token) step = ini.step(*token);  // the final (mutual authentication) token
+            if (step.status == auth::step_status::failed) throw std::runtime_error("mutual auth: " + step.error);
+            return res;
+        }
+        if (!token) return res;
+        step = ini.step(*token);
+    }
+    throw std::runtime_error("handshake did not finish");
+}
+
+bool connection::open() {
+    // A closed peer shows as EOF on a short read attempt.
+    stream_.expires_after(std::chrono::milliseconds(500));
+    beast::error_code ec;
+    char c;
+    stream_.socket().non_blocking(true);
+    stream_.socket().receive(boost::asio::buffer(&c, 1), tcp::socket::message_peek, ec);
+    stream_.socket().non_blocking(false);
+    return ec == boost::asio::error::would_block;
+}
+
+void connection::write_raw(const std::string& bytes) {
+    stream_.expires_after(std::chrono::seconds(10));
+    boost::asio::write(stream_, boost::asio::buffer(bytes));
+}
+
+std::optional<response> connection::read_response() {
+    stream_.expires_after(std::chrono::seconds(10));
+    response res;
+    beast::error_code ec;
+    http::read(stream_, buffer_, res, ec);
+    if (ec) return std::nullopt;
+    return res;
+}
+
+std::string header(const response& res, http::field f) {
+    auto it = res.find(f);
+    return it == res.end() ? std::string() : std::string(it->value());
+}
+
+std::vector<std::string> headers(const response& res, http::field f) {
+    std::vector<std::string> out;
+    auto range = res.equal_range(f);
+    for (auto it = range.first; it != range.second; ++it) out.emplace_back(it->value());
+    return out;
+}
+
+}  // namespace exsim::testing
+
+namespace {
+class global_environment : public ::testing::Environment {
+public:
+    void SetUp() override { exsim::testing::realm_environment::get().set_up(); }
+    void TearDown() override { exsim::testing::realm_environment::get().tear_down(); }
+};
+}  // namespace
+
+int main(int argc, char** argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    ::testing::AddGlobalTestEnvironment(new global_environment);
+    return RUN_ALL_TESTS();
+}

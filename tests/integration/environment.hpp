@@ -1,0 +1,79 @@
+#pragma once
+// One realm, one real krb5kdc and real back-ends per test program (realm creation takes
+// seconds), in a temporary folder, stopped at the end. Tests that need isolation use their own
+// users or messages.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "exsim/auth/gss.hpp"
+#include "exsim/auth/realm.hpp"
+#include "exsim/backend/server.hpp"
+#include "exsim/common/topology.hpp"
+
+namespace exsim::testing {
+
+namespace http = boost::beast::http;
+using response = http::response<http::string_body>;
+
+// The test topology: the default one (be1 Negotiate,NTLM: alice, bob; be2 NTLM: carol, dave),
+// plus erin on be1 as alice's delegate, and be3 (Negotiate,NTLM, persist_kerberos) with frank.
+common::topology test_topology();
+
+class realm_environment {
+public:
+    static realm_environment& get();  // set up by main()
+
+    void set_up();
+    void tear_down();
+
+    const common::topology& topology() const { return topology_; }
+    auth::realm& realm() { return *realm_; }
+    const std::filesystem::path& dir() const { return dir_; }
+    std::uint16_t port(const std::string& backend) const { return servers_.at(backend)->port(); }
+    backend::server& server(const std::string& backend) { return *servers_.at(backend); }
+
+    // A back-end of the topology started with explicit options (e.g. without its keytab).
+    std::unique_ptr<backend::server> start_backend(const std::string& name, bool with_keytab = true,
+                                                   backend::server_limits limits = {});
+
+    std::shared_ptr<const auth::user_credentials> credentials(const std::string& user, auth::initiator_mode mode,
+                                                              const std::string& password = "");
+
+private:
+    common::topology topology_;
+    std::filesystem::path dir_;
+    std::unique_ptr<auth::realm> realm_;
+    std::map<std::string, std::unique_ptr<backend::server>> servers_;
+};
+
+// A kept-alive HTTP/1.1 connection to 127.0.0.1:port, synchronous, with a timeout.
+class connection {
+public:
+    explicit connection(std::uint16_t port);
+    response request(http::verb method, const std::string& target,
+                     const std::map<std::string, std::string>& headers = {}, const std::string& body = "");
+    // Runs the handshake with `ini` on this connection (first request carries the first token;
+    // each 401 carrying a token is answered) and returns the final response.
+    response authenticated(auth::initiator& ini, http::verb method, const std::string& target,
+                           const std::string& body = "", const std::map<std::string, std::string>& headers = {});
+    bool open();
+    void write_raw(const std::string& bytes);
+    std::optional<response> read_response();
+
+private:
+    boost::asio::io_context ioc_;
+    boost::beast::tcp_stream stream_;
+    boost::beast::flat_buffer buffer_;
+};
+
+std::string header(const response& res, http::field f);
+std::vector<std::string> headers(const response& res, http::field f);
+
+}  // namespace exsim::testing
