@@ -59,6 +59,7 @@ public:
     void stop_kdc();  // SIGTERM and reap: no zombie
     bool kdc_running();
     std::uint16_t kdc_port() const { return kdc_port_; }
+    pid_t kdc_pid() const { return kdc_.pid(); }
 
     const realm_paths& paths() const { return paths_; }
     const realm_timings& timings() const { return timings_; }

@@ -1,0 +1,154 @@
+// `exsim up` on the default topology, driven by real clients: curl --ntlm, and kinit + curl
+// --negotiate, with only what endpoints.env says.
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include "exsim/common/process.hpp"
+
+namespace exsim::testing {
+namespace {
+namespace fs = std::filesystem;
+
+std::map<std::string, std::string> read_env_file(const fs::path& file) {
+    std::map<std::string, std::string> out;
+    std::ifstream in(file);
+    std::string line;
+    static const std::regex re("^export ([A-Z0-9_]+)=(.*)$");
+    std::smatch m;
+    while (std::getline(in, line))
+        if (std::regex_match(line, m, re)) out[m[1]] = m[2];
+    return out;
+}
+
+std::string port_of(const std::string& addr) { return addr.substr(addr.rfind(':') + 1); }
+
+class ExsimUp : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        dir_ = fs::temp_directory_path() / fmt::format("exsim-up-{}", getpid());
+        fs::remove_all(dir_);
+        fs::create_directories(dir_);
+        process_ = std::make_unique<common::child_process>(common::child_process::start(
+            EXSIM_BINARY, {"up", "--state-dir", (dir_ / "state").string()}, {}, dir_ / "exsim-up.log"));
+        const auto env_file = dir_ / "state" / "endpoints.env";
+        for (int i = 0; i < 600 && !fs::exists(env_file) && process_->running(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the file is written in one go; be safe
+        env_ = read_env_file(env_file);
+    }
+    static void TearDownTestSuite() {
+        if (process_) process_->stop();
+        process_.reset();
+        fs::remove_all(dir_);
+    }
+
+    void SetUp() override {
+        ASSERT_TRUE(env_.count("EXSIM_BACKEND_BE1_URL")) << "exsim up did not write endpoints.env; log:\n"
+                                                         << std::ifstream(dir_ / "exsim-up.log").rdbuf();
+    }
+
+    // Runs curl as a client of the topology; NTLM_USER_FILE must never be in a client's environment.
+    common::run_result curl(std::vector<std::string> args, const std::string& backend,
+                            std::map<std::string, std::string> extra_env = {}) {
+        const auto upper = backend == "be1" ? std::string("BE1") : std::string("BE2");
+        const auto url = env_.at("EXSIM_BACKEND_" + upper + "_URL");
+        const auto host = url.substr(7, url.rfind(':') - 7);
+        args.insert(args.begin(), {"-s", "-D", "-", "--resolve",
+                                   fmt::format("{}:{}:127.0.0.1", host, port_of(env_.at("EXSIM_BACKEND_" + upper + "_ADDR")))});
+        args.push_back(url + "/exchange/");
+        extra_env["KRB5_CONFIG"] = env_.at("KRB5_CONFIG");
+        extra_env["NTLM_USER_FILE"] = "/nonexistent";  // overrides any inherited one
+        auto program = common::find_program("curl");
+        EXPECT_TRUE(program);
+        return common::run_program(*program, args, extra_env);
+    }
+
+    static inline fs::path dir_;
+    static inline std::unique_ptr<common::child_process> process_;
+    static inline std::map<std::string, std::string> env_;
+};
+
+TEST_F(ExsimUp, WritesEveryEndpoint) {
+    for (const char* k : {"KRB5_CONFIG", "EXSIM_REALM", "EXSIM_NTLM_DOMAIN", "EXSIM_DIRECTORY", "EXSIM_BACKEND_BE1_URL",
+                          "EXSIM_BACKEND_BE1_ADDR", "EXSIM_BACKEND_BE2_URL", "EXSIM_BACKEND_BE2_ADDR"})
+        EXPECT_TRUE(env_.count(k)) << k;
+    EXPECT_EQ(env_["EXSIM_REALM"], "EXSIM.TEST");
+    EXPECT_EQ(env_["EXSIM_NTLM_DOMAIN"], "EXSIM");
+    EXPECT_EQ(env_["EXSIM_BACKEND_BE1_URL"].rfind("http://be1.exsim.test:", 0), 0u);
+}
+
+TEST_F(ExsimUp, CurlNtlmGetsAlicesInboxFromBe1) {
+    auto r = curl({"--ntlm", "-u", "EXSIM\\alice:alice-pw"}, "be1");
+    EXPECT_NE(r.output.find("HTTP/1.1 200"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("X-Exsim-Mailbox: alice"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("X-Exsim-Identity: alice"), std::string::npos) << r.output;
+}
+
+TEST_F(ExsimUp, CurlNtlmGetsCarolsInboxFromBe2) {
+    auto r = curl({"--ntlm", "-u", "EXSIM\\carol:carol-pw"}, "be2");
+    EXPECT_NE(r.output.find("X-Exsim-Mailbox: carol"), std::string::npos) << r.output;
+}
+
+TEST_F(ExsimUp, CurlNtlmWithAWrongPasswordGets401) {
+    auto r = curl({"--ntlm", "-u", "EXSIM\\alice:wrong", "-o", "/dev/null", "-w", "%{http_code}"}, "be1");
+    EXPECT_NE(r.output.find("401"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("X-Exsim-Mailbox"), std::string::npos) << r.output;
+}
+
+TEST_F(ExsimUp, CurlNegotiateWithATicketFromKinitGetsAlicesInbox) {
+    const auto ccache = "FILE:" + (dir_ / "alice.cc").string();
+    auto kinit = common::find_program("kinit");
+    ASSERT_TRUE(kinit);
+    auto k = common::run_program(*kinit, {"alice"}, {{"KRB5_CONFIG", env_.at("KRB5_CONFIG")}, {"KRB5CCNAME", ccache}},
+                                 "alice-pw\n");
+    ASSERT_EQ(k.exit_code, 0) << k.output;
+    auto r = curl({"--negotiate", "-u", ":"}, "be1", {{"KRB5CCNAME", ccache}});
+    EXPECT_NE(r.output.find("HTTP/1.1 200"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("X-Exsim-Mailbox: alice"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("WWW-Authenticate: Negotiate "), std::string::npos) << "mutual authentication token";
+}
+
+TEST_F(ExsimUp, CurlNegotiateWithoutATicketIsRefused) {
+    auto r = curl({"--negotiate", "-u", ":", "-o", "/dev/null", "-w", "%{http_code}"}, "be1",
+                  {{"KRB5CCNAME", "FILE:" + (dir_ / "empty.cc").string()}});
+    EXPECT_NE(r.output.find("401"), std::string::npos) << r.output;
+}
+
+TEST_F(ExsimUp, StopsCleanlyOnSigtermWithItsKdc) {
+    std::ifstream pidfile(dir_ / "state" / "realm" / "krb5kdc.pid");
+    pid_t kdc = 0;
+    pidfile >> kdc;
+    ASSERT_GT(kdc, 0);
+    kill(process_->pid(), SIGTERM);
+    for (int i = 0; i < 100 && process_->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(process_->running());
+    EXPECT_EQ(process_->exit_code().value_or(-1), 0);
+    struct stat st;
+    EXPECT_NE(stat(fmt::format("/proc/{}", kdc).c_str(), &st), 0) << "krb5kdc still exists";
+}
+
+TEST(ExsimCli, ConfigurationTypoExitsWith2NamingFileAndField) {
+    const auto dir = fs::temp_directory_path() / fmt::format("exsim-cfg-{}", getpid());
+    fs::create_directories(dir);
+    const auto cfg = dir / "typo.json";
+    std::ofstream(cfg) << R"({"backends":[{"name":"be1","host":"be1.exsim.test","auth_provider":["NTLM"]}],"users":[]})";
+    auto r = common::run_program(EXSIM_BINARY, {"up", "--config", cfg.string(), "--state-dir", (dir / "state").string()}, {});
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("typo.json"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("backends[0].auth_provider"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("unknown key"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(dir / "state")) << "nothing may be started";
+    fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace exsim::testing
