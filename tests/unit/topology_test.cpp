@@ -1,0 +1,95 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "exsim/common/topology.hpp"
+
+namespace exsim::common {
+namespace {
+
+TEST(Topology, DefaultIsTheOneDesignDescribes) {
+    auto t = default_topology();
+    EXPECT_EQ(t.realm, "EXSIM.TEST");
+    EXPECT_EQ(t.ntlm_domain, "EXSIM");
+    ASSERT_EQ(t.backends.size(), 2u);
+    EXPECT_EQ(t.backends[0].host, "be1.exsim.test");
+    EXPECT_EQ(t.backends[0].auth_providers, (std::vector<std::string>{"Negotiate", "NTLM"}));
+    EXPECT_EQ(t.backends[1].auth_providers, std::vector<std::string>{"NTLM"});
+    EXPECT_EQ(t.find_user("bob")->home, "be1");
+    EXPECT_EQ(t.find_user("dave")->home, "be2");
+    EXPECT_EQ(t.find_user("carol")->password, "carol-pw");
+}
+
+TEST(Topology, ConfigsDefaultJsonMatchesTheEmbeddedDefault) {
+    auto file = load_topology(EXSIM_SOURCE_DIR "/configs/default.json");
+    EXPECT_EQ(to_json(file), to_json(default_topology()));
+}
+
+TEST(Topology, RoundTripsThroughJson) {
+    auto t = generated_topology(10);
+    t.users[0].delegates = {"bob"};
+    EXPECT_EQ(to_json(parse_topology(to_json(t), "x")), to_json(t));
+}
+
+struct bad_config {
+    const char* name;
+    const char* json;
+    const char* expected;  // substring of the message
+};
+
+class TopologyErrors : public ::testing::TestWithParam<bad_config> {};
+
+TEST_P(TopologyErrors, NameTheFieldAndTheProblem) {
+    try {
+        parse_topology(GetParam().json, "cfg.json");
+        FAIL() << "accepted";
+    } catch (const config_error& e) {
+        EXPECT_NE(std::string(e.what()).find(GetParam().expected), std::string::npos) << e.what();
+        EXPECT_EQ(std::string(e.what()).rfind("cfg.json: ", 0), 0u) << e.what();
+    }
+}
+
+#define BE R"({"name":"be1","host":"be1.exsim.test"})"
+INSTANTIATE_TEST_SUITE_P(
+    Rows, TopologyErrors,
+    ::testing::Values(
+        bad_config{"not_json", "{", "not valid JSON"},
+        bad_config{"not_object", "[]", "(top level): must be an object"},
+        bad_config{"missing_backends", R"({"users":[]})", "backends: missing required field"},
+        bad_config{"unknown_top_key", R"({"backends":[)" BE R"(],"users":[],"polcy":"x"})", "polcy: unknown key"},
+        bad_config{"unknown_backend_key", R"({"backends":[{"name":"be1","host":"h","auth_provider":[]}],"users":[]})",
+                   "backends[0].auth_provider: unknown key"},
+        bad_config{"wrong_type", R"({"backends":[{"name":"be1","host":"h","persist_kerberos":"yes"}],"users":[]})",
+                   "backends[0].persist_kerberos: must be true or false, got a string"},
+        bad_config{"bad_provider", R"({"backends":[{"name":"be1","host":"h","auth_providers":["Basic"]}],"users":[]})",
+                   "unknown provider 'Basic'"},
+        bad_config{"no_backends", R"({"backends":[],"users":[]})", "at least one back-end"},
+        bad_config{"dup_backend", R"({"backends":[)" BE "," BE R"(],"users":[]})", "duplicate back-end"},
+        bad_config{"bad_user_name", R"({"backends":[)" BE R"(],"users":[{"name":"Al ice","password":"p","home":"be1"}]})",
+                   "users[0].name"},
+        bad_config{"unknown_home", R"({"backends":[)" BE R"(],"users":[{"name":"al","password":"p","home":"be9"}]})",
+                   "users[0].home: unknown back-end 'be9'"},
+        bad_config{"missing_password", R"({"backends":[)" BE R"(],"users":[{"name":"al","home":"be1"}]})",
+                   "users[0].password: missing required field"},
+        bad_config{"quote_in_password", R"({"backends":[)" BE R"(],"users":[{"name":"al","password":"a\"b","home":"be1"}]})",
+                   "users[0].password"},
+        bad_config{"unknown_delegate", R"({"backends":[)" BE R"(],"users":[{"name":"al","password":"p","home":"be1","delegates":["zz"]}]})",
+                   "users[0].delegates: unknown user 'zz'"},
+        bad_config{"lower_realm", R"({"realm":"exsim.test","backends":[)" BE R"(],"users":[]})", "realm"},
+        bad_config{"negative_seed", R"({"seed_messages":-1,"backends":[)" BE R"(],"users":[]})", "seed_messages"}),
+    [](const auto& info) { return std::string(info.param.name); });
+#undef BE
+
+TEST(Topology, MissingFileIsAClearError) {
+    EXPECT_THROW(load_topology("/nonexistent/exsim.json"), config_error);
+}
+
+TEST(Topology, BackendAuthOverride) {
+    auto t = default_topology();
+    override_backend_auth(t, "ntlm");
+    for (const auto& b : t.backends) EXPECT_EQ(b.auth_providers, std::vector<std::string>{"NTLM"});
+    EXPECT_THROW(override_backend_auth(t, "kerberos-only"), config_error);
+}
+
+}  // namespace
+}  // namespace exsim::common
