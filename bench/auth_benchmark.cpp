@@ -40,6 +40,7 @@
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_ntlmssp.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "exsim/auth/gss.hpp"
@@ -70,6 +71,26 @@ long rss_kib() {
     long size = 0, resident = 0;
     in >> size >> resident;
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// Context switches of the calling thread. Per operation, voluntary ones mean waiting (a lock, a
+// file lock, I/O); involuntary ones mean the CPU was taken away (other load on the machine).
+struct switches {
+    long voluntary = 0, involuntary = 0;
+    static switches now() {
+        rusage ru{};
+        getrusage(RUSAGE_THREAD, &ru);
+        return {ru.ru_nvcsw, ru.ru_nivcsw};
+    }
+};
+
+void report_switches(benchmark::State& state, const switches& before) {
+    const auto after = switches::now();
+    const double n = static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
+    using C = benchmark::Counter;
+    state.counters["vol_cs_per_op"] = C(static_cast<double>(after.voluntary - before.voluntary) / n, C::kAvgThreads);
+    state.counters["invol_cs_per_op"] =
+        C(static_cast<double>(after.involuntary - before.involuntary) / n, C::kAvgThreads);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,6 +203,22 @@ std::vector<std::uint8_t> kerberos_token(const auth::user_credentials& creds, st
 }
 
 // ---------------------------------------------------------------------------------------------
+// BM_CpuControl: a fixed amount of pure computation, no locks, no memory traffic. Its 2-thread
+// rate over its 1-thread rate says how many cores the machine gave this process right now (the
+// build machine is shared): compare other benchmarks' thread scaling with it.
+
+void BM_CpuControl(benchmark::State& state) {
+    std::uint64_t x = 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(state.thread_index());
+    for (auto _ : state) {
+        for (int i = 0; i < 20000; ++i) x = (x * 6364136223846793005ull + 1442695040888963407ull) ^ (x >> 29);
+        benchmark::DoNotOptimize(x);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CpuControl)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CpuControl)->Threads(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// ---------------------------------------------------------------------------------------------
 // BM_KerberosAccept: back-end cost of one acceptance of a pre-built AP-REQ.
 
 void BM_KerberosAccept(benchmark::State& state) {
@@ -219,7 +256,13 @@ void BM_KerberosAccept(benchmark::State& state) {
         return;
     }
     std::size_t next = 0;
+    switches cs{};
+    bool first = true;
     for (auto _ : state) {
+        if (first) {  // after the start barrier: token building is not counted
+            cs = switches::now();
+            first = false;
+        }
         if (next == tokens.size()) {  // only when run longer than --benchmark_min_time asked for
             state.PauseTiming();
             for (auto& t : tokens) {
@@ -243,6 +286,7 @@ void BM_KerberosAccept(benchmark::State& state) {
             break;
         }
     }
+    report_switches(state, cs);
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_KerberosAccept)->UseRealTime()->Unit(benchmark::kMicrosecond);
@@ -454,7 +498,13 @@ void BM_KerberosHandshakeFull(benchmark::State& state) {
         return;
     }
     std::size_t next = 0;
+    switches cs{};
+    bool first = true;
     for (auto _ : state) {
+        if (first) {
+            cs = switches::now();
+            first = false;
+        }
         const auto& c = *creds[next++ % creds.size()];
         auto error = handshake(c, *acc_creds, auth::scheme::negotiate, auth::mechanism::kerberos);
         if (!error.empty()) {
@@ -462,6 +512,7 @@ void BM_KerberosHandshakeFull(benchmark::State& state) {
             break;
         }
     }
+    report_switches(state, cs);
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_KerberosHandshakeFull)->UseRealTime()->Unit(benchmark::kMicrosecond);

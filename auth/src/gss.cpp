@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 #include <gssapi/gssapi.h>
@@ -321,9 +322,13 @@ credential_result credential_cache::get(const std::string& user, const std::stri
 
 void credential_cache::async_get(const std::string& user, const std::string& password, initiator_mode mode,
                                  boost::asio::any_io_executor ex, std::function<void(credential_result)> done) {
-    boost::asio::post(pool_, [this, user, password, mode, ex, done = std::move(done)]() mutable {
+    // The work guard keeps the caller's event loop alive while the acquisition is outstanding.
+    auto work = boost::asio::make_work_guard(ex);
+    boost::asio::post(pool_, [this, user, password, mode, work = std::move(work), done = std::move(done)]() mutable {
         auto result = get(user, password, mode);
-        boost::asio::post(ex, [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+        boost::asio::post(work.get_executor(),
+                          [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+        work.reset();
     });
 }
 
