@@ -12,30 +12,15 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_folder.hpp"
+
 namespace fs = std::filesystem;
 using namespace exsim::backend;
 
 namespace {
 
-class temp_folder {
-public:
-    temp_folder() {
-        std::random_device rd;
-        path_ = fs::temp_directory_path() /
-                ("exsim-audit-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-        fs::create_directories(path_);
-    }
-    ~temp_folder() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_folder(const temp_folder&) = delete;
-    temp_folder& operator=(const temp_folder&) = delete;
-    const fs::path& path() const { return path_; }
+using exsim::testing::temp_folder;
 
-private:
-    fs::path path_;
-};
 
 audit_record sample(std::string identity, std::string on_behalf_of) {
     audit_record r;

@@ -10,6 +10,8 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "temp_folder.hpp"
+
 namespace fs = std::filesystem;
 namespace http = boost::beast::http;
 namespace json = boost::json;
@@ -18,25 +20,8 @@ using exsim::common::topology;
 
 namespace {
 
-class temp_folder {
-public:
-    temp_folder() {
-        std::random_device rd;
-        path_ = fs::temp_directory_path() /
-                ("exsim-api-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-        fs::create_directories(path_);
-    }
-    ~temp_folder() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_folder(const temp_folder&) = delete;
-    temp_folder& operator=(const temp_folder&) = delete;
-    const fs::path& path() const { return path_; }
+using exsim::testing::temp_folder;
 
-private:
-    fs::path path_;
-};
 
 // be1 holds alice, bob and eve (alice's assistant, one of her delegates); be2 holds carol.
 topology test_topology() {
