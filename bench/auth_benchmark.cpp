@@ -73,6 +73,13 @@ long rss_kib() {
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+// Open file descriptors (the NTLM fast path makes a memfd per AUTHENTICATE: none may stay open).
+long open_fds() {
+    long n = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+}
+
 // Context switches of the calling thread. Per operation, voluntary ones mean waiting (a lock, a
 // file lock, I/O); involuntary ones mean the CPU was taken away (other load on the machine).
 struct switches {
@@ -544,6 +551,7 @@ void BM_RssFlat(benchmark::State& state) {
             run(ntlm, auth::scheme::ntlm, auth::mechanism::ntlm, warmup / 2);
             run(krb, auth::scheme::negotiate, auth::mechanism::kerberos, warmup / 2);
             const long before = rss_kib();
+            const long fds_before = open_fds();
             auto t0 = clock_type::now();
             run(ntlm, auth::scheme::ntlm, auth::mechanism::ntlm, count);
             const double ntlm_s = seconds_since(t0);
@@ -556,6 +564,8 @@ void BM_RssFlat(benchmark::State& state) {
             state.counters["rss_after_ntlm_kib"] = static_cast<double>(after_ntlm);
             state.counters["rss_after_kib"] = static_cast<double>(after);
             state.counters["rss_ratio"] = static_cast<double>(after) / static_cast<double>(before);
+            state.counters["fds_before"] = static_cast<double>(fds_before);
+            state.counters["fds_after"] = static_cast<double>(open_fds());
             state.counters["ntlm_full_per_s"] = static_cast<double>(count) / ntlm_s;
             state.counters["krb_full_per_s"] = static_cast<double>(count) / krb_s;
             state.SetLabel(fmt::format("{} NTLM + {} Kerberos after {} warm-up", count, count, warmup));

@@ -107,6 +107,13 @@ row("RSS before (KiB)", before, "{:,.0f}")
 row("RSS after NTLM (KiB)", get(rss, "rss_after_ntlm_kib"), "{:,.0f}")
 row("RSS after NTLM + Kerberos (KiB)", after, "{:,.0f}")
 row("RSS after/before", get(rss, "rss_ratio"), "{:.3f}", "<= 1.10", lambda v: v <= 1.10)
+fds_before, fds_after = get(rss, "fds_before"), get(rss, "fds_after")
+row("open fds after - before", None if fds_before is None else fds_after - fds_before, "{:.0f}", "0",
+    lambda v: v <= 0)
+cpu1, cpu2 = get("BM_CpuControl/real_time", "items_per_second"), get("BM_CpuControl/real_time/threads:2", "items_per_second")
+k1, k2 = get("BM_KerberosAccept/real_time", "items_per_second"), get("BM_KerberosAccept/real_time/threads:2", "items_per_second")
+row("cores available (CPU control, 2 threads / 1)", cpu2 / cpu1 if cpu1 and cpu2 else None, "{:.2f}")
+row("Kerberos accept scaling (2 threads / 1)", k2 / k1 if k1 and k2 else None, "{:.2f}")
 
 w = max(len(r[0]) for r in rows)
 print(f"{'measurement':<{w}}  {'measured':>14}  {'target':>9}  verdict")

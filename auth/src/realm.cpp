@@ -188,7 +188,9 @@ void realm::write_configs(std::uint16_t port) const {
         database_name = {2}
         key_stash_file = {3}
         acl_file = {4}
-        supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
+        # One enctype: creating a principal derives a key per enctype from the password
+        # (PBKDF2, 89 % of kadmin's time), so a second one would double realm creation time.
+        supported_enctypes = aes256-cts-hmac-sha1-96:normal
         default_principal_flags = +preauth
         max_life = 24h
     }}
