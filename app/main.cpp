@@ -81,6 +81,8 @@ common::topology load(const common_options& o) {
         t.users.insert(t.users.end(), generated.users.begin() + 4, generated.users.end());
     }
     if (!o.backend_auth.empty()) common::override_backend_auth(t, o.backend_auth);
+    // Re-validate what the options added (a generated name may clash with a configured one).
+    t = common::parse_topology(common::to_json(t), o.config.empty() ? "the default topology" : o.config);
     common::set_log_level(o.log_level);
     return t;
 }
@@ -100,6 +102,12 @@ int wait_for_stop(const sigset_t& set) {
     sigwait(&set, &sig);
     common::logger("exsim")->info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     return 0;
+}
+
+void write_file(const fs::path& file, const std::string& text) {
+    std::ofstream out(file, std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw std::runtime_error(fmt::format("cannot write {}", file.string()));
 }
 
 std::string env_name(const std::string& backend) {
@@ -193,7 +201,7 @@ int cmd_up(const std::vector<std::string>& args) {
     }
 
     const auto directory = state / "directory.json";
-    std::ofstream(directory) << common::to_json(t) << "\n";
+    write_file(directory, common::to_json(t) + "\n");
     std::string env = fmt::format("export KRB5_CONFIG={}\nexport EXSIM_REALM={}\nexport EXSIM_NTLM_DOMAIN={}\n"
                                   "export EXSIM_DIRECTORY={}\nexport EXSIM_KDC_ADDR=127.0.0.1:{}\n",
                                   r.paths().krb5_conf().string(), t.realm, t.ntlm_domain, directory.string(),
@@ -205,7 +213,7 @@ int cmd_up(const std::vector<std::string>& args) {
                            env_name(b.name), b.host, port);
     }
     const auto env_file = state / "endpoints.env";
-    std::ofstream(env_file) << env;
+    write_file(env_file, env);
     common::logger("exsim")->info("everything listens; wrote {}", env_file.string());
     std::cout << env << std::flush;
     wait_for_stop(signals);

@@ -24,6 +24,7 @@ namespace exsim::auth {
 namespace {
 
 gss_OID_desc krb5_oid = {9, const_cast<char*>("\x2a\x86\x48\x86\xf7\x12\x01\x02\x02")};
+gss_OID_desc ms_krb5_oid = {9, const_cast<char*>("\x2a\x86\x48\x82\xf7\x12\x01\x02\x02")};  // Windows clients
 gss_OID_desc spnego_oid = {6, const_cast<char*>("\x2b\x06\x01\x05\x05\x02")};
 gss_OID_desc ntlmssp_oid = {GSS_NTLMSSP_OID_LENGTH, const_cast<char*>(GSS_NTLMSSP_OID_STRING)};
 gss_OID_desc neg_flags_oid = {GSS_NTLMSSP_NEG_FLAGS_OID_LENGTH, const_cast<char*>(GSS_NTLMSSP_NEG_FLAGS_OID_STRING)};
@@ -37,7 +38,7 @@ bool same_oid(gss_const_OID a, const gss_OID_desc& b) {
 }
 
 mechanism mechanism_of(gss_const_OID oid) {
-    if (same_oid(oid, krb5_oid)) return mechanism::kerberos;
+    if (same_oid(oid, krb5_oid) || same_oid(oid, ms_krb5_oid)) return mechanism::kerberos;
     if (same_oid(oid, ntlmssp_oid)) return mechanism::ntlm;
     return mechanism::none;
 }
@@ -108,6 +109,12 @@ std::vector<std::uint8_t> take_buffer(gss_buffer_desc& buf) {
 }
 
 step_result failed(std::string why) { return {step_status::failed, {}, std::move(why)}; }
+
+// True for an NTLM type 3 message, raw or inside SPNEGO, whatever its user name.
+bool carries_ntlm_authenticate(std::span<const std::uint8_t> token) {
+    auto decoded = decode_token(token);
+    return decoded && decoded->ntlm && decoded->ntlm->type == 3;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Initiator
@@ -348,8 +355,10 @@ public:
     explicit memory_key_file(const std::string& content) {
         fd_ = memfd_create("exsim-ntlm-key", MFD_CLOEXEC);
         if (fd_ < 0) throw std::runtime_error("memfd_create failed");
-        if (!content.empty() && write(fd_, content.data(), content.size()) != static_cast<ssize_t>(content.size()))
+        if (!content.empty() && write(fd_, content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+            close(fd_);
             throw std::runtime_error("writing an NTLM key line failed");
+        }
         path_ = fmt::format("/proc/self/fd/{}", fd_);
     }
     memory_key_file(const memory_key_file&) = delete;
@@ -489,13 +498,16 @@ step_result gss_acceptor::step(std::span<const std::uint8_t> input) {
     gss_cred_id_t cred = owner_.base_cred(scheme_);
     gss_acceptor_credentials::one_user_cred one_user;
     if (auto auth = find_ntlm_authenticate(input)) {
-        if (auth->user.empty()) return failed("anonymous NTLM is not accepted");
         try {
             one_user = owner_.cred_for(scheme_, auth->user, auth->domain);
         } catch (const std::exception& e) {
             return failed(e.what());
         }
         cred = one_user.cred.get();
+    } else if (carries_ntlm_authenticate(input)) {
+        // An AUTHENTICATE the decoder refuses (anonymous, a name with control characters or
+        // broken UTF-16) is refused here: it never reaches the whole-file credential.
+        return failed("NTLM AUTHENTICATE without an acceptable user name");
     }
 
     OM_uint32 min = 0, flags = 0;

@@ -102,7 +102,14 @@ realm realm::create(const common::topology& t, const fs::path& state_dir) {
     r.ntlm_domain_ = t.ntlm_domain;
     for (const auto& b : t.backends) r.hosts_.push_back(b.host);
     const auto& p = r.paths_;
-    const auto directory = common::to_json(t);
+    // What the realm is made of: realm, domain, users and passwords, service hosts. Back-end
+    // options (providers, persist_kerberos) do not change it, so they must not recreate it
+    // under a running KDC.
+    common::topology identity = t;
+    for (auto& b : identity.backends) b.auth_providers = {"Negotiate", "NTLM"}, b.persist_kerberos = false;
+    for (auto& u : identity.users) u.delegates.clear();
+    identity.seed_messages = 0;
+    const auto directory = common::to_json(identity);
     const auto kdb5_util = require_program("kdb5_util", "krb5-kdc");
     const auto kadmin = require_program("kadmin.local", "krb5-admin-server");
     require_program("krb5kdc", "krb5-kdc");
@@ -148,10 +155,15 @@ realm realm::create(const common::topology& t, const fs::path& state_dir) {
     r.timings_.principals = since(t0);
 
     t0 = clock_type::now();
+    std::map<std::string, std::string> hashes;
+    for (const auto& u : t.users) hashes[u.name] = nt_hash_hex(u.password);
     for (const auto& b : t.backends) {
         std::string lines;
         std::uint32_t uid = 1000;
-        for (const auto* u : t.users_of(b.name)) lines += smbpasswd_line(t.ntlm_domain, u->name, uid++, nt_hash_hex(u->password));
+        // Every domain user can log on to every back-end, as in a Windows domain; the mailbox
+        // API decides what each may open. The acceptor looks one line up in memory, so the
+        // file's length costs nothing per handshake.
+        for (const auto& u : t.users) lines += smbpasswd_line(t.ntlm_domain, u.name, uid++, hashes.at(u.name));
         write_file(p.ntlm_user_file(b.name), lines);
     }
     r.timings_.ntlm_files = since(t0);

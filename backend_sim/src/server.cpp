@@ -9,7 +9,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
@@ -291,8 +291,12 @@ void server::impl::do_accept() {
     next_worker = (next_worker + 1) % workers.size();
     acceptor.async_accept(w.ioc, [this, &w](beast::error_code ec, tcp::socket socket) {
         if (ec) {
-            if (ec != net::error::operation_aborted) log->warn("accept failed: {}", ec.message());
-            if (!acceptor.is_open()) return;
+            if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+            // Out of descriptors (EMFILE) fails again at once: wait a little instead of spinning.
+            log->warn("accept failed: {}; retrying in 100 ms", ec.message());
+            auto timer = std::make_shared<net::steady_timer>(accept_ioc, std::chrono::milliseconds(100));
+            timer->async_wait([this, timer](beast::error_code) { if (acceptor.is_open()) do_accept(); });
+            return;
         } else {
             socket.set_option(tcp::no_delay(true));
             std::make_shared<session>(std::move(socket), w, *this, next_connection++)->run();
@@ -339,6 +343,7 @@ server::server(const common::topology& topology, server_options options)
 void server::start() {
     auto& s = *impl_;
     if (s.running) return;
+    if (s.workers.empty()) throw std::runtime_error("a stopped back-end cannot be started again");
     s.running = true;
     for (auto& w : s.workers) {
         w->thread = std::thread([&ioc = w->ioc] {
@@ -357,12 +362,10 @@ void server::stop() {
     auto& s = *impl_;
     if (!s.running) return;
     s.running = false;
-    net::post(s.accept_ioc, [&s] {
-        beast::error_code ec;
-        s.acceptor.close(ec);
-    });
     s.accept_ioc.stop();
     if (s.accept_thread.joinable()) s.accept_thread.join();
+    beast::error_code ec;
+    s.acceptor.close(ec);  // the accept loop has stopped: the port is released now, not at destruction
     for (auto& w : s.workers) {
         w->ioc.stop();
         if (w->thread.joinable()) w->thread.join();

@@ -40,6 +40,22 @@ struct spawn_args {
     }
 };
 
+// exsim blocks SIGINT/SIGTERM in every thread to sigwait() for them; a child must not inherit
+// that mask, or krb5kdc ignores the SIGTERM that stops it.
+struct spawn_attributes {
+    posix_spawnattr_t attr;
+    spawn_attributes() {
+        posix_spawnattr_init(&attr);
+        sigset_t none, all;
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    }
+    ~spawn_attributes() { posix_spawnattr_destroy(&attr); }
+};
+
 int decode_status(int status) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -67,8 +83,12 @@ std::optional<std::filesystem::path> find_program(const std::string& name) {
 run_result run_program(const std::filesystem::path& program, const std::vector<std::string>& args,
                        const std::map<std::string, std::string>& env, const std::string& input) {
     int in_pipe[2], out_pipe[2];
-    if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0)
+    if (pipe2(in_pipe, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
+    if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+        close(in_pipe[0]);
+        close(in_pipe[1]);
         throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
+    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
@@ -76,7 +96,8 @@ run_result run_program(const std::filesystem::path& program, const std::vector<s
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 2);
     spawn_args sa(program, args, env);
     pid_t pid;
-    int rc = posix_spawn(&pid, program.c_str(), &fa, nullptr, sa.argv.data(), sa.envp.data());
+    spawn_attributes attrs;
+    int rc = posix_spawn(&pid, program.c_str(), &fa, &attrs.attr, sa.argv.data(), sa.envp.data());
     posix_spawn_file_actions_destroy(&fa);
     close(in_pipe[0]);
     close(out_pipe[1]);
@@ -87,6 +108,11 @@ run_result run_program(const std::filesystem::path& program, const std::vector<s
     }
     // Feed stdin from a thread so a chatty child cannot dead-lock against a full output pipe.
     std::thread writer([fd = in_pipe[1], &input] {
+        // A child that exits early must give EPIPE here, not kill exsim with SIGPIPE.
+        sigset_t pipe_only;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
         std::size_t off = 0;
         while (off < input.size()) {
             ssize_t n = write(fd, input.data() + off, input.size() - off);
@@ -120,7 +146,8 @@ child_process child_process::start(const std::filesystem::path& program, const s
     posix_spawn_file_actions_adddup2(&fa, fd, 2);
     spawn_args sa(program, args, env);
     child_process child;
-    int rc = posix_spawn(&child.pid_, program.c_str(), &fa, nullptr, sa.argv.data(), sa.envp.data());
+    spawn_attributes attrs;
+    int rc = posix_spawn(&child.pid_, program.c_str(), &fa, &attrs.attr, sa.argv.data(), sa.envp.data());
     posix_spawn_file_actions_destroy(&fa);
     close(fd);
     if (rc != 0) {

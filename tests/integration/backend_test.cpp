@@ -9,6 +9,7 @@
 #include "environment.hpp"
 #include "exsim/backend/audit_log.hpp"
 #include "exsim/common/base64.hpp"
+#include "exsim/common/net.hpp"
 
 namespace exsim::testing {
 namespace {
@@ -282,6 +283,25 @@ TEST(Backend, IdleConnectionIsClosed) {
     std::this_thread::sleep_for(std::chrono::milliseconds(600));
     EXPECT_FALSE(c.open());
 }
+
+TEST(Backend, AUserOfAnotherBackendAuthenticatesButIsNotAuthorized) {
+    connection c(env().port("be1"));
+    auto carol = initiator_for("carol", initiator_mode::ntlm);  // carol's mailbox is on be2
+    auto res = c.authenticated(*carol, verb::get, "/exchange/alice/Inbox/");
+    EXPECT_EQ(res.result_int(), 403) << res.body();
+    EXPECT_EQ(res["X-Exsim-Identity"], "carol");
+}
+
+TEST(Backend, StopReleasesThePortAndClosesConnections) {
+    auto be = env().start_backend("be1");
+    const auto port = be->port();
+    connection c(port);
+    ASSERT_EQ(c.request(verb::get, "/exchweb/blob?size=10").result_int(), 200);
+    be->stop();
+    EXPECT_FALSE(common::tcp_port_open(port));
+    EXPECT_FALSE(c.open());
+}
+
 
 }  // namespace
 }  // namespace exsim::testing

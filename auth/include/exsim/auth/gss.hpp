@@ -71,7 +71,7 @@ private:
 struct acceptor_config {
     std::string host;                         // HTTP@host is the service
     std::filesystem::path keytab;             // HTTP/<host> keys; may not exist (no Kerberos)
-    std::filesystem::path ntlm_user_file;     // smbpasswd-format file of this back-end's users
+    std::filesystem::path ntlm_user_file;     // smbpasswd-format NT hashes of the domain's users
     std::vector<std::string> providers;       // "Negotiate", "NTLM"
     std::string realm;                        // Kerberos peers must belong to it
     std::string ntlm_domain;                  // NTLM peers must belong to it (or give none)

@@ -33,7 +33,7 @@ struct realm_paths {
     std::filesystem::path kdc_pid() const { return root / "krb5kdc.pid"; }
     std::filesystem::path directory_copy() const { return root / "directory.json"; }
     std::filesystem::path keytab(const std::string& backend) const { return root / ("http-" + backend + ".keytab"); }
-    // smbpasswd-format NT-hash file with the mailbox owners of one back-end (NTLM acceptor).
+    // One back-end's smbpasswd-format NT-hash file of every domain user (NTLM acceptor).
     std::filesystem::path ntlm_user_file(const std::string& backend) const { return root / ("ntlm-" + backend + ".smbpasswd"); }
 };
 
