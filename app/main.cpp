@@ -78,7 +78,9 @@ common::topology load(const common_options& o) {
     auto t = o.config.empty() ? common::default_topology() : common::load_topology(o.config);
     if (o.extra_users) {
         auto generated = common::generated_topology(o.extra_users);
-        t.users.insert(t.users.end(), generated.users.begin() + 4, generated.users.end());
+        const auto defaults = common::default_topology().users.size();  // generated = default + extra
+        t.users.insert(t.users.end(), generated.users.begin() + static_cast<std::ptrdiff_t>(defaults),
+                       generated.users.end());
     }
     if (!o.backend_auth.empty()) common::override_backend_auth(t, o.backend_auth);
     // Re-validate what the options added (a generated name may clash with a configured one).

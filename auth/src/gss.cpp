@@ -397,7 +397,6 @@ class gss_acceptor_credentials final : public acceptor_credentials {
 public:
     explicit gss_acceptor_credentials(acceptor_config cfg) : cfg_(std::move(cfg)) {
         load_ntlm_users();
-        empty_key_ = std::make_unique<memory_key_file>("");
         service_ = import_name("HTTP@" + cfg_.host, GSS_C_NT_HOSTBASED_SERVICE);
         auto offers = [&](const char* p) {
             return std::find(cfg_.providers.begin(), cfg_.providers.end(), p) != cfg_.providers.end();
@@ -482,7 +481,6 @@ private:
     bool negotiate_ = false, ntlm_ = false;
     name_ptr service_;
     cred_ptr spnego_cred_, ntlm_cred_;
-    std::unique_ptr<memory_key_file> empty_key_;
     std::unordered_map<std::string, std::string> ntlm_lines_;  // lower-case user -> smbpasswd line
 };
 

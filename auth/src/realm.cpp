@@ -106,7 +106,10 @@ realm realm::create(const common::topology& t, const fs::path& state_dir) {
     // options (providers, persist_kerberos) do not change it, so they must not recreate it
     // under a running KDC.
     common::topology identity = t;
-    for (auto& b : identity.backends) b.auth_providers = {"Negotiate", "NTLM"}, b.persist_kerberos = false;
+    for (auto& b : identity.backends) {
+        b.auth_providers.clear();
+        b.persist_kerberos = false;
+    }
     for (auto& u : identity.users) u.delegates.clear();
     identity.seed_messages = 0;
     const auto directory = common::to_json(identity);

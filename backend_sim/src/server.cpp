@@ -130,13 +130,19 @@ private:
         do_close();
     }
 
-    void send_error(http::status status, const std::string& reason) {
-        response res{status, 11};
+    // A short plain-text answer, as IIS gives for its own errors: "<code> <reason>: <why>".
+    static response plain(http::status status, unsigned version, const std::string& why) {
+        response res{status, version};
         res.set(http::field::server, "Microsoft-IIS/6.0");
         res.set(http::field::content_type, "text/plain; charset=utf-8");
-        res.body() = fmt::format("{} {}: {}\n", static_cast<unsigned>(status), http::obsolete_reason(status), reason);
-        res.keep_alive(false);
+        res.body() = fmt::format("{} {}: {}\n", static_cast<unsigned>(status), http::obsolete_reason(status), why);
         res.prepare_payload();
+        return res;
+    }
+
+    void send_error(http::status status, const std::string& reason) {
+        response res = plain(status, 11, reason);
+        res.keep_alive(false);
         send(std::move(res));
     }
 
@@ -160,21 +166,8 @@ private:
 
     // 401 with one WWW-Authenticate line per provider, as IIS 6 sends.
     response challenge(const request& req, const std::string& reason) {
-        response res{http::status::unauthorized, req.version()};
-        res.set(http::field::server, "Microsoft-IIS/6.0");
+        response res = plain(http::status::unauthorized, req.version(), reason);
         for (const auto& p : srv_.backend.auth_providers) res.insert(http::field::www_authenticate, p);
-        res.set(http::field::content_type, "text/plain; charset=utf-8");
-        res.body() = fmt::format("401 Unauthorized: {}\n", reason);
-        res.prepare_payload();
-        return res;
-    }
-
-    response bad_request(const request& req, const std::string& reason) {
-        response res{http::status::bad_request, req.version()};
-        res.set(http::field::server, "Microsoft-IIS/6.0");
-        res.set(http::field::content_type, "text/plain; charset=utf-8");
-        res.body() = fmt::format("400 Bad Request: {}\n", reason);
-        res.prepare_payload();
         return res;
     }
 
@@ -219,7 +212,8 @@ private:
         while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
         auto token = common::base64_decode(text);
         if (!token || token->empty()) {
-            out.reply = bad_request(req, "Authorization: the token is missing or not valid base64");
+            out.reply = plain(http::status::bad_request, req.version(),
+                              "Authorization: the token is missing or not valid base64");
             return out;
         }
 
