@@ -1,6 +1,7 @@
-// exsim: the one command line. Subcommands: realm, backend, up (proxy, load, demo and trace
+// exsim: the one command line. Subcommands: realm, backend, proxy, up (load, demo and trace
 // arrive with their components). Configuration errors exit with 2 and one clear message.
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "exsim/backend/server.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/common/topology.hpp"
+#include "exsim/proxy/server.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -28,9 +30,10 @@ namespace {
 constexpr const char* usage = R"(usage: exsim <command> [options]
 
 commands:
-  up        realm + KDC + back-ends of a topology; writes <state-dir>/endpoints.env
+  up        realm + KDC + back-ends + front-end of a topology; writes <state-dir>/endpoints.env
   realm     create the Kerberos realm and NTLM files, then run the KDC
   backend   run one back-end mailbox server of the topology
+  proxy     run the front-end in front of running back-ends (--backend be1=127.0.0.1:PORT ...)
 
 Run 'exsim <command> --help' for a command's options.
 )";
@@ -87,6 +90,55 @@ common::topology load(const common_options& o) {
     t = common::parse_topology(common::to_json(t), o.config.empty() ? "the default topology" : o.config);
     common::set_log_level(o.log_level);
     return t;
+}
+
+// What the front-end takes from the command line, on top of the topology's "frontend" section.
+struct frontend_options {
+    std::string policy;
+    std::size_t workers = 0;
+    std::uint16_t port = 0;
+    std::uint16_t admin_port = 0;
+    bool allow_insecure_http = false;
+    bool require_kerberos = false;
+    bool leak_guard = false;
+    std::string tls_cert, tls_key;
+};
+
+void add_frontend(po::options_description& d, frontend_options& o) {
+    d.add_options()("policy", po::value(&o.policy),
+                    "pool policy: legacy | ms04-002 (default) | no-reuse | pinned | per-user")(
+        "workers", po::value(&o.workers)->default_value(0), "front-end worker threads (0: one per core)")(
+        "proxy-port", po::value(&o.port)->default_value(0), "front-end port on 127.0.0.1 (0: a free one)")(
+        "admin-port", po::value(&o.admin_port)->default_value(0), "metrics port on 127.0.0.1 (0: a free one)")(
+        "allow-insecure-http", po::bool_switch(&o.allow_insecure_http), "serve plain HTTP instead of TLS (warned)")(
+        "require-kerberos", po::bool_switch(&o.require_kerberos), "refuse (502) back-ends that offer only NTLM")(
+        "leak-guard", po::bool_switch(&o.leak_guard), "withhold responses from another user's mailbox")(
+        "tls-cert", po::value(&o.tls_cert), "PEM certificate chain (default: self-signed in <state-dir>/tls)")(
+        "tls-key", po::value(&o.tls_key), "PEM private key for --tls-cert");
+}
+
+std::unique_ptr<proxy::server> make_frontend(common::topology& t, const frontend_options& f, const fs::path& state,
+                                             std::map<std::string, std::string> backends) {
+    if (!f.policy.empty()) {
+        const auto& names = common::policy_names();
+        if (std::find(names.begin(), names.end(), f.policy) == names.end())
+            throw common::config_error(
+                fmt::format("--policy: unknown policy '{}' (expected one of {})", f.policy, fmt::join(names, ", ")));
+        t.frontend.policy = f.policy;
+    }
+    t.frontend.require_kerberos = t.frontend.require_kerberos || f.require_kerberos;
+    t.frontend.leak_guard = t.frontend.leak_guard || f.leak_guard;
+    if (f.tls_cert.empty() != f.tls_key.empty())
+        throw common::config_error("--tls-cert and --tls-key: give both or neither");
+    proxy::proxy_options o;
+    o.port = f.port;
+    o.admin_port = f.admin_port;
+    o.workers = f.workers;
+    o.allow_insecure_http = f.allow_insecure_http;
+    o.state_dir = state;
+    o.backends = std::move(backends);
+    if (!f.tls_cert.empty()) o.tls = proxy::tls_files{f.tls_cert, f.tls_key};
+    return std::make_unique<proxy::server>(t, o);
 }
 
 // Blocks SIGINT/SIGTERM in every thread (threads inherit the mask) and waits for one.
@@ -183,9 +235,11 @@ int cmd_backend(const std::vector<std::string>& args) {
 
 int cmd_up(const std::vector<std::string>& args) {
     common_options o;
+    frontend_options f;
     std::size_t threads = 2;
     po::options_description d("exsim up");
     add_common(d, o);
+    add_frontend(d, f);
     d.add_options()("threads", po::value(&threads)->default_value(2), "worker threads per back-end");
     if (!parse(args, d, "up")) return 0;
     auto t = load(o);
@@ -197,10 +251,14 @@ int cmd_up(const std::vector<std::string>& args) {
     r.start_kdc();
 
     std::vector<std::unique_ptr<backend::server>> backends;
+    std::map<std::string, std::string> addresses;
     for (const auto& b : t.backends) {
         backends.push_back(make_backend(t, r, b.name, state, 0, threads, o.reset));
         backends.back()->start();
+        addresses[b.name] = fmt::format("127.0.0.1:{}", backends.back()->port());
     }
+    auto frontend = make_frontend(t, f, state, addresses);
+    frontend->start();
 
     const auto directory = state / "directory.json";
     write_file(directory, common::to_json(t) + "\n");
@@ -214,13 +272,51 @@ int cmd_up(const std::vector<std::string>& args) {
         env += fmt::format("export EXSIM_BACKEND_{0}_URL=http://{1}:{2}\nexport EXSIM_BACKEND_{0}_ADDR=127.0.0.1:{2}\n",
                            env_name(b.name), b.host, port);
     }
+    env += fmt::format("export EXSIM_PROXY_URL={}\nexport EXSIM_METRICS_URL={}\nexport EXSIM_POLICY={}\n",
+                       frontend->url(), frontend->metrics_url(), frontend->policy());
     const auto env_file = state / "endpoints.env";
     write_file(env_file, env);
     common::logger("exsim")->info("everything listens; wrote {}", env_file.string());
     std::cout << env << std::flush;
     wait_for_stop(signals);
+    frontend->stop();
     for (auto& be : backends) be->stop();
     r.stop_kdc();
+    return 0;
+}
+
+int cmd_proxy(const std::vector<std::string>& args) {
+    common_options o;
+    frontend_options f;
+    std::vector<std::string> backend_args;
+    po::options_description d("exsim proxy");
+    add_common(d, o);
+    add_frontend(d, f);
+    d.add_options()("backend", po::value(&backend_args)->composing(),
+                    "NAME=ADDRESS:PORT of a running back-end; one per back-end of the topology");
+    if (!parse(args, d, "proxy")) return 0;
+    auto t = load(o);
+    std::map<std::string, std::string> addresses;
+    for (const auto& b : backend_args) {
+        const auto eq = b.find('=');
+        if (eq == std::string::npos || eq == 0)
+            throw common::config_error(fmt::format("--backend: '{}' is not NAME=ADDRESS:PORT", b));
+        addresses[b.substr(0, eq)] = b.substr(eq + 1);
+    }
+    auto signals = block_stop_signals();
+    const fs::path state = fs::absolute(o.state_dir);
+    fs::create_directories(state);
+    // The realm's client files (krb5.conf with the KDC's address, the GSS mech file): the ones
+    // `exsim realm` or `exsim up` made in this state folder.
+    auto r = auth::realm::create(t, state);
+    r.apply_environment();
+    auto frontend = make_frontend(t, f, state, addresses);
+    frontend->start();
+    std::cout << fmt::format("export EXSIM_PROXY_URL={}\nexport EXSIM_METRICS_URL={}\n", frontend->url(),
+                             frontend->metrics_url())
+              << std::flush;
+    wait_for_stop(signals);
+    frontend->stop();
     return 0;
 }
 
@@ -234,7 +330,7 @@ int main(int argc, char** argv) {
     const std::string command = argv[1];
     const std::vector<std::string> args(argv + 2, argv + argc);
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
-        {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}};
+        {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy}};
     auto it = commands.find(command);
     if (it == commands.end()) {
         std::cerr << fmt::format("exsim: unknown command '{}'\n", command) << usage;

@@ -38,12 +38,13 @@ std::string iso8601_utc_now() {
 std::string to_json_line(const audit_record& r) {
     // Field order is fixed so that lines read well with grep/less.
     json::object o;
-    o.reserve(13);
+    o.reserve(14);
     o["ts"] = r.ts;
     o["backend"] = r.backend;
     o["conn"] = r.conn;
     o["identity"] = r.identity;
     o["mechanism"] = r.mechanism;
+    o["auth"] = r.auth;
     o["method"] = r.method;
     o["path"] = r.path;
     o["mailbox"] = r.mailbox;
@@ -84,6 +85,7 @@ bool parse_audit_line(std::string_view line, audit_record& out) {
     out.conn = uint_field(o, "conn");
     out.identity = string_field(o, "identity");
     out.mechanism = string_field(o, "mechanism");
+    out.auth = string_field(o, "auth");
     out.method = string_field(o, "method");
     out.path = string_field(o, "path");
     out.mailbox = string_field(o, "mailbox");

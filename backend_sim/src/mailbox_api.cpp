@@ -395,6 +395,7 @@ mailbox_api::response mailbox_api::handle(const request& req, const request_cont
     c.audit.conn = ctx.connection_id;
     c.audit.identity = ctx.identity;
     c.audit.mechanism = ctx.mechanism;
+    c.audit.auth = ctx.identity.empty() ? "" : ctx.fresh_auth ? "request" : "connection";
     c.audit.method = std::string(to_sv(req.method_string()));
     c.audit.path = truncated(target, max_audit_path);
     c.audit.on_behalf_of = truncated(to_sv(req[on_behalf_of_header]), max_audit_on_behalf_of);

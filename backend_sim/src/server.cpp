@@ -186,7 +186,8 @@ private:
             final_header = std::move(outcome.final_header);
         }
         if (identity.empty()) return challenge(req, "this resource needs authentication");
-        response res = worker_.api->handle(req, {identity, std::string(auth::mechanism_name(mech)), id_});
+        response res =
+            worker_.api->handle(req, {identity, std::string(auth::mechanism_name(mech)), id_, !authorization.empty()});
         if (!final_header.empty()) res.set(http::field::www_authenticate, final_header);
         return res;
     }

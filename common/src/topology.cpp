@@ -34,6 +34,11 @@ std::vector<const user_entry*> topology::users_of(std::string_view backend) cons
     return out;
 }
 
+const std::vector<std::string>& policy_names() {
+    static const std::vector<std::string> names{"legacy", "ms04-002", "no-reuse", "pinned", "per-user"};
+    return names;
+}
+
 bool is_valid_name(std::string_view name) {
     if (name.empty() || name.size() > 64) return false;
     return std::all_of(name.begin(), name.end(), [](char c) {
@@ -180,6 +185,38 @@ void validate(const topology& t, const object_reader& top) {
             if (!users.count(d)) top.fail(fmt::format("users[{}].delegates", i), fmt::format("unknown user '{}'", d));
 }
 
+frontend_settings parse_frontend(const json::value& v, std::string_view source) {
+    frontend_settings f;
+    object_reader r(v, std::string(source), "frontend");
+    f.policy = r.string("policy", &f.policy);
+    const auto& names = policy_names();
+    if (std::find(names.begin(), names.end(), f.policy) == names.end())
+        r.fail("frontend.policy", fmt::format("unknown policy '{}' (expected one of {})", f.policy, fmt::join(names, ", ")));
+    f.require_kerberos = r.boolean("require_kerberos", f.require_kerberos);
+    f.leak_guard = r.boolean("leak_guard", f.leak_guard);
+    if (r.find("pool")) {
+        object_reader p(r.require("pool"), std::string(source), "frontend.pool");
+        auto& s = f.pool;
+        constexpr std::size_t big = 1'000'000'000;
+        s.max_connections = p.count("max_connections", s.max_connections, 100'000);
+        s.max_idle = p.count("max_idle", s.max_idle, 100'000);
+        s.idle_timeout_ms = p.count("idle_timeout_ms", s.idle_timeout_ms, big);
+        s.max_requests = p.count("max_requests", s.max_requests, big);
+        s.max_lifetime_ms = p.count("max_lifetime_ms", s.max_lifetime_ms, big);
+        s.queue_limit = p.count("queue_limit", s.queue_limit, 1'000'000);
+        s.queue_timeout_ms = p.count("queue_timeout_ms", s.queue_timeout_ms, big);
+        s.pinned_per_client = p.count("pinned_per_client", s.pinned_per_client, 100'000);
+        s.pinned_per_user = p.count("pinned_per_user", s.pinned_per_user, 100'000);
+        if (s.max_connections == 0) p.fail("frontend.pool.max_connections", "must be at least 1");
+        if (s.max_requests == 0) p.fail("frontend.pool.max_requests", "must be at least 1");
+        if (s.pinned_per_client == 0) p.fail("frontend.pool.pinned_per_client", "must be at least 1");
+        if (s.pinned_per_user == 0) p.fail("frontend.pool.pinned_per_user", "must be at least 1");
+        p.no_unknown_keys();
+    }
+    r.no_unknown_keys();
+    return f;
+}
+
 }  // namespace
 
 topology parse_topology(std::string_view text, std::string_view source) {
@@ -214,6 +251,7 @@ topology parse_topology(std::string_view text, std::string_view source) {
         r.no_unknown_keys();
         t.users.push_back(std::move(u));
     }
+    if (top.find("frontend")) t.frontend = parse_frontend(top.require("frontend"), source);
     top.no_unknown_keys();
     validate(t, top);
     return t;
@@ -248,6 +286,17 @@ std::string to_json(const topology& t) {
         users.push_back(std::move(o));
     }
     root["users"] = std::move(users);
+    const auto& f = t.frontend;
+    const auto& p = f.pool;
+    root["frontend"] = json::object{
+        {"policy", f.policy},
+        {"require_kerberos", f.require_kerberos},
+        {"leak_guard", f.leak_guard},
+        {"pool", json::object{{"max_connections", p.max_connections}, {"max_idle", p.max_idle},
+                              {"idle_timeout_ms", p.idle_timeout_ms}, {"max_requests", p.max_requests},
+                              {"max_lifetime_ms", p.max_lifetime_ms}, {"queue_limit", p.queue_limit},
+                              {"queue_timeout_ms", p.queue_timeout_ms}, {"pinned_per_client", p.pinned_per_client},
+                              {"pinned_per_user", p.pinned_per_user}}}};
     return json::serialize(root);
 }
 

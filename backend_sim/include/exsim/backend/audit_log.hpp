@@ -27,6 +27,8 @@ struct audit_record {
     std::uint64_t conn = 0;    // back-end connection id
     std::string identity;      // authenticated user; empty = anonymous
     std::string mechanism;     // "kerberos", "ntlm" or ""
+    std::string auth;          // "request": this request carried a completed handshake;
+                               // "connection": it ran as the connection's earlier identity; "" anonymous
     std::string method;        // "GET", "POST", ...
     std::string path;          // request target as received
     std::string mailbox;       // mailbox touched or addressed; empty when none

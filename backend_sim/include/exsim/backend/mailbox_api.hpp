@@ -51,6 +51,7 @@ struct request_context {
     std::string identity;             // authenticated user ("alice"); empty = anonymous
     std::string mechanism;            // "kerberos", "ntlm" or "" (for the audit line)
     std::uint64_t connection_id = 0;  // the back-end connection, for the audit line
+    bool fresh_auth = false;          // this request carried the token that authenticated it
 };
 
 struct api_limits {

@@ -33,12 +33,38 @@ struct user_entry {
     std::vector<std::string> delegates;  // users who may open this mailbox
 };
 
+// The front-end's pool (DESIGN.md section 5). Limits are per back-end and per worker thread:
+// each worker owns its pools, so the whole front-end may hold workers x max_connections.
+struct pool_settings {
+    std::size_t max_connections = 64;        // open connections to one back-end (busy + idle)
+    std::size_t max_idle = 16;               // idle connections kept for re-use
+    std::size_t idle_timeout_ms = 30'000;    // an idle connection older than this is closed
+    std::size_t max_requests = 1000;         // requests one connection carries, then closed
+    std::size_t max_lifetime_ms = 300'000;   // a connection is not re-used past this age
+    std::size_t queue_limit = 256;           // requests waiting for a connection; past it, 503
+    std::size_t queue_timeout_ms = 5'000;    // longest wait for a connection; then 503
+    std::size_t pinned_per_client = 4;       // pinned NTLM connections one client connection may hold
+    std::size_t pinned_per_user = 16;        // pinned NTLM connections one user may hold (per worker)
+};
+
+// The front-end: which pool policy, and what it refuses or checks.
+struct frontend_settings {
+    std::string policy = "ms04-002";  // legacy | ms04-002 | no-reuse | pinned | per-user
+    bool require_kerberos = false;    // refuse (502) a back-end that offers only NTLM
+    bool leak_guard = false;          // replace a response from another user's mailbox (off: shows the bug)
+    pool_settings pool;
+};
+
+// The pool policy names, in the order of DESIGN.md's table.
+const std::vector<std::string>& policy_names();
+
 struct topology {
     std::string realm = "EXSIM.TEST";
     std::string ntlm_domain = "EXSIM";
     std::size_t seed_messages = 3;  // messages each mailbox starts with
     std::vector<backend_config> backends;
     std::vector<user_entry> users;
+    frontend_settings frontend;
 
     const user_entry* find_user(std::string_view name) const;
     const backend_config* find_backend(std::string_view name) const;

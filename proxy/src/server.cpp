@@ -1,0 +1,894 @@
+#include "exsim/proxy/server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include <boost/algorithm/string/predicate.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+
+#include "exsim/auth/gss.hpp"
+#include "exsim/common/base64.hpp"
+#include "exsim/common/log.hpp"
+#include "exsim/proxy/admin_server.hpp"
+#include "exsim/proxy/policy.hpp"
+#include "exsim/proxy/request_checks.hpp"
+#include "pool.hpp"
+
+namespace exsim::proxy {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using net::awaitable;
+
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::size_t relay_chunk = 16 * 1024;
+constexpr std::size_t max_drained_body = 64 * 1024;  // a 401 body we read and drop
+
+// One worker thread's world: its io_context, its pools (one per back-end), its credentials.
+// Nothing here is shared with another worker, so the request path takes no lock.
+struct worker {
+    worker_metrics metrics;
+    std::unordered_map<std::uint64_t, std::size_t> pins_per_client;
+    std::map<std::string, std::unique_ptr<backend_pool>, std::less<>> pools;
+    std::unordered_map<std::string, std::shared_ptr<const auth::user_credentials>> credentials;  // user \n mode
+    net::io_context ioc{1};
+    std::optional<net::steady_timer> sweep;  // after ioc: destroyed before it
+    std::thread thread;
+};
+
+bool is_hop_by_hop(std::string_view name) {
+    static constexpr std::string_view names[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
+                                                 "proxy-authenticate", "te", "trailer", "upgrade", "expect", "host",
+                                                 "authorization", "www-authenticate"};
+    return std::any_of(std::begin(names), std::end(names), [&](auto n) { return boost::iequals(n, name); });
+}
+
+bool is_idempotent(http::verb v) {
+    return v == http::verb::get || v == http::verb::head || v == http::verb::options || v == http::verb::delete_ ||
+           v == http::verb::put || v == http::verb::trace;
+}
+
+std::string token_header(auth::scheme s, const std::vector<std::uint8_t>& token) {
+    return fmt::format("{} {}", auth::scheme_name(s), common::base64_encode(token.data(), token.size()));
+}
+
+// The offered schemes of a 401 ("Negotiate", "NTLM"), and the token of `ours` when there is one.
+struct challenge {
+    std::vector<std::string> offers;
+    std::optional<std::vector<std::uint8_t>> token;
+};
+
+template <class Fields>
+challenge read_challenge(const Fields& fields, std::optional<auth::scheme> ours) {
+    challenge c;
+    for (const auto& f : fields) {
+        if (f.name() != http::field::www_authenticate) continue;
+        const std::string_view v = f.value();
+        const auto space = v.find(' ');
+        const auto name = v.substr(0, space);
+        if (auto s = auth::parse_scheme(name)) {
+            const auto canonical = std::string(auth::scheme_name(*s));
+            if (std::find(c.offers.begin(), c.offers.end(), canonical) == c.offers.end()) c.offers.push_back(canonical);
+            if (ours && *s == *ours && space != std::string_view::npos) c.token = common::base64_decode(v.substr(space + 1));
+        }
+    }
+    return c;
+}
+
+bool offers_negotiate(const std::vector<std::string>& offers) {
+    return std::find(offers.begin(), offers.end(), "Negotiate") != offers.end();
+}
+
+// The initiator mode for a back-end that offers `offers` (empty: not known yet, try Negotiate).
+// nullopt: require_kerberos and the back-end offers only NTLM.
+std::optional<auth::initiator_mode> mode_for(const std::vector<std::string>& offers, bool require_kerberos) {
+    if (offers.empty() || offers_negotiate(offers))
+        return require_kerberos ? auth::initiator_mode::kerberos : auth::initiator_mode::negotiate;
+    if (require_kerberos) return std::nullopt;
+    return auth::initiator_mode::ntlm;
+}
+
+}  // namespace
+
+struct server::impl {
+    common::topology topology;
+    proxy_options options;
+    std::unique_ptr<pool_policy> policy;
+    std::map<std::string, tcp::endpoint> endpoints;
+    std::optional<ssl::context> tls;
+    std::shared_ptr<spdlog::logger> log = common::logger("proxy");
+    std::vector<std::unique_ptr<worker>> workers;
+    net::thread_pool blocking{2};  // GSSAPI work that may reach the KDC
+    net::io_context accept_ioc{1};
+    tcp::acceptor acceptor{accept_ioc};
+    std::thread accept_thread;
+    std::unique_ptr<admin_server> admin;
+    std::atomic<std::uint64_t> next_client{1};
+    std::size_t next_worker = 0;
+    bool running = false;
+
+    void do_accept();
+    void on_accept(worker& w, tcp::socket socket);
+};
+
+namespace {
+
+// The outcome of one exchange with the back-end.
+enum class exchange_end {
+    relayed,        // a response reached the client (or the client went away while it did)
+    answered,       // the proxy answered the client itself (an error)
+    retry,          // a re-used connection failed before any response byte: nothing was served
+};
+
+// One client connection: reads requests one after the other and serves each (HTTP/1.1 has no
+// pipelining worth supporting here). Stream is beast::tcp_stream or an ssl_stream over one.
+template <class Stream>
+class client_session {
+public:
+    client_session(Stream stream, worker& w, server::impl& srv, std::uint64_t id)
+        : stream_(std::move(stream)), worker_(w), srv_(srv), id_(id) {}
+
+    ~client_session() {
+        for (auto& [name, pool] : worker_.pools) pool->client_closed(id_);
+        add(worker_.metrics.active_clients, -1);
+    }
+
+    awaitable<void> run() {
+        add(worker_.metrics.client_connections);
+        add(worker_.metrics.active_clients, 1);
+        if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+            tcp().expires_after(limits().tls_handshake_timeout);
+            auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, nothrow);
+            if (ec) {
+                srv_.log->debug("client {}: TLS handshake failed: {}", id_, ec.message());
+                co_return;
+            }
+        }
+        while (co_await serve_one()) {
+        }
+        if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+            tcp().expires_after(std::chrono::seconds(1));
+            co_await stream_.async_shutdown(nothrow);
+        }
+        beast::error_code ec;
+        tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
+        tcp().close();
+    }
+
+private:
+    using client_parser = http::request_parser<http::buffer_body>;
+    using backend_parser = http::response_parser<http::buffer_body>;
+
+    const proxy_limits& limits() const { return srv_.options.limits; }
+    const common::frontend_settings& settings() const { return srv_.topology.frontend; }
+    beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
+    worker_metrics& metrics() { return worker_.metrics; }
+
+    // Reads and serves one request. Returns whether the client connection stays open.
+    awaitable<bool> serve_one() {
+        client_parser parser;
+        parser.header_limit(static_cast<std::uint32_t>(limits().header_bytes));
+        parser.body_limit(limits().body_bytes);
+        tcp().expires_after(limits().client_idle_timeout);
+        auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, nothrow);
+        if (ec) {
+            if (ec == http::error::header_limit)
+                co_await answer(http::status::request_header_fields_too_large, 11, false,
+                                fmt::format("the request line and headers exceed {} bytes", limits().header_bytes));
+            else if (ec == http::error::body_limit)
+                co_await answer(http::status::payload_too_large, 11, false,
+                                fmt::format("the request body exceeds {} bytes", limits().body_bytes));
+            else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+                     ec != http::error::end_of_stream && ec != http::error::partial_message) {
+                add(metrics().bad_requests);
+                co_await answer(http::status::bad_request, 11, false, fmt::format("malformed request: {}", ec.message()));
+            }
+            co_return false;
+        }
+        add(metrics().requests);
+        auto& req = parser.get();
+        // An answer that leaves the client's body unread cannot keep the connection.
+        const bool keep = req.keep_alive() && parser.is_done();
+        const unsigned version = req.version();
+
+        auto canonical = canonicalize_target(req.target());
+        if (!canonical.error.empty()) {
+            add(metrics().bad_requests);
+            co_return co_await answer(http::status::bad_request, version, keep,
+                                      fmt::format("request target refused: {}", canonical.error));
+        }
+
+        std::string user, password;
+        const common::backend_config* backend = &srv_.topology.backends.front();
+        if (!boost::starts_with(canonical.path, "/exchweb/")) {
+            auto credentials = parse_basic_authorization(req[http::field::authorization]);
+            const auto* entry = credentials ? srv_.topology.find_user(credentials->user) : nullptr;
+            // Same answer for an unknown user and a wrong password: say nothing about which.
+            if (!entry || CRYPTO_memcmp(entry->password.data(), credentials->password.data(),
+                                        std::min(entry->password.size(), credentials->password.size())) != 0 ||
+                entry->password.size() != credentials->password.size()) {
+                if (credentials) add(metrics().login_failures);
+                co_return co_await answer(http::status::unauthorized, version, keep,
+                                          credentials ? "unknown user or wrong password" : "log in with Basic authentication",
+                                          true);
+            }
+            user = entry->name;
+            password = entry->password;
+            backend = srv_.topology.find_backend(entry->home);
+        }
+        auto& pool = *worker_.pools.find(backend->name)->second;
+
+        if (boost::iequals(req[http::field::expect], "100-continue") && !parser.is_done()) {
+            http::response<http::empty_body> cont{http::status::continue_, version};
+            tcp().expires_after(limits().client_io_timeout);
+            auto [wec, wn] = co_await http::async_write(stream_, cont, nothrow);
+            if (wec) co_return false;
+        }
+        co_return co_await forward(parser, canonical.target, user, password, pool);
+    }
+
+    // A short plain-text answer from the proxy itself. Returns whether the connection stays open.
+    awaitable<bool> answer(http::status status, unsigned version, bool keep_alive, std::string_view why,
+                           bool basic_challenge = false) {
+        http::response<http::string_body> res{status, version};
+        res.set(http::field::server, "exsim-proxy");
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        if (basic_challenge) res.set(http::field::www_authenticate, "Basic realm=\"exsim\", charset=\"UTF-8\"");
+        res.body() = fmt::format("{} {}: {}\n", static_cast<unsigned>(status), http::obsolete_reason(status), why);
+        res.prepare_payload();
+        res.keep_alive(keep_alive);
+        count_response(static_cast<unsigned>(status));
+        tcp().expires_after(limits().client_io_timeout);
+        auto [ec, n] = co_await http::async_write(stream_, res, nothrow);
+        co_return !ec && keep_alive;
+    }
+
+    void count_response(unsigned status) {
+        const auto cls = std::clamp<unsigned>(status / 100, 1, 5) - 1;
+        add(metrics().responses[cls]);
+    }
+
+    // Acquires a connection, runs the exchange, releases the connection; retries once on a
+    // fresh connection when a re-used one failed before answering and the request is
+    // idempotent (a send is never sent twice).
+    awaitable<bool> forward(client_parser& parser, const std::string& target, const std::string& user,
+                            const std::string& password, backend_pool& pool) {
+        const auto& req = parser.get();
+        const bool keep = req.keep_alive();
+        for (int attempt = 0;; ++attempt) {
+            auto acquired = co_await pool.acquire(user, id_);
+            if (!acquired.conn) co_return co_await refuse(acquired, pool, req.version(), keep && parser.is_done());
+            exchange ex;
+            ex.conn = std::move(acquired.conn);
+            ex.must_authenticate = acquired.must_authenticate;
+            ex.reused = acquired.decision != reuse_decision::new_connection;
+            auto end = co_await run_exchange(ex, parser, target, user, password, pool);
+            if (end == exchange_end::retry) {
+                pool.release(std::move(ex.conn), false, id_, close_reason::backend_closed);
+                const bool replayable = parser.is_done() && ex.body_from_client == 0;
+                if (attempt == 0 && is_idempotent(req.method()) && replayable) {
+                    add(metrics().idempotent_retries);
+                    srv_.log->info("client {}: back-end {} closed a re-used connection; retrying {} once", id_,
+                                   pool.backend().name, req.method_string());
+                    continue;
+                }
+                add(metrics().backend_errors);
+                co_return co_await answer(http::status::bad_gateway, req.version(), false,
+                                          fmt::format("back-end {} closed the connection before answering; {} is not "
+                                                      "retried (not idempotent or its body is gone)",
+                                                      pool.backend().name, req.method_string()));
+            }
+            pool.release(std::move(ex.conn), ex.reusable, id_, ex.close_why);
+            co_return end == exchange_end::relayed ? ex.client_open : ex.client_open && keep;
+        }
+    }
+
+    awaitable<bool> refuse(const acquire_result& a, const backend_pool& pool, unsigned version, bool keep) {
+        switch (a.failure) {
+            case acquire_failure::queue_full:
+                co_return co_await answer(http::status::service_unavailable, version, keep,
+                                          fmt::format("back-end {}: all {} connections are busy and {} requests are "
+                                                      "already waiting (queue_limit)",
+                                                      pool.backend().name, settings().pool.max_connections,
+                                                      settings().pool.queue_limit));
+            case acquire_failure::queue_timeout:
+                co_return co_await answer(http::status::service_unavailable, version, keep,
+                                          fmt::format("back-end {}: no connection became free within {} ms "
+                                                      "(queue_timeout_ms)",
+                                                      pool.backend().name, settings().pool.queue_timeout_ms));
+            case acquire_failure::connect_timeout:
+                add(metrics().backend_errors);
+                co_return co_await answer(http::status::gateway_timeout, version, keep,
+                                          fmt::format("back-end {} ({}) did not accept a connection within {} ms",
+                                                      pool.backend().name, to_string(pool.endpoint()),
+                                                      limits().connect_timeout.count()));
+            case acquire_failure::connect_failed:
+                add(metrics().backend_errors);
+                co_return co_await answer(http::status::bad_gateway, version, keep,
+                                          fmt::format("back-end {} ({}) is unreachable: {}", pool.backend().name,
+                                                      to_string(pool.endpoint()), a.error));
+            default:
+                co_return co_await answer(http::status::service_unavailable, version, false, "the proxy is stopping");
+        }
+    }
+
+    static std::string to_string(const tcp::endpoint& ep) {
+        return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    }
+
+    // The state of one request's exchange with the back-end, over handshake legs.
+    struct exchange {
+        conn_ptr conn;
+        bool must_authenticate = true;
+        bool reused = false;
+        std::unique_ptr<auth::initiator> initiator;
+        auth::step_result step;
+        std::size_t legs = 0;
+        std::size_t body_from_client = 0;  // bytes relayed from the client so far
+        std::string replay;                // those bytes, while they fit in replay_bytes
+        bool replay_complete = true;
+        bool reusable = false;             // the back-end connection may be kept
+        close_reason close_why = close_reason::error;
+        bool client_open = true;
+    };
+
+    // Starts a handshake as `user` on the connection: credentials (from the blocking pool on
+    // first use), a fresh initiator, its first token. Returns an error text on failure.
+    awaitable<std::string> start_handshake(exchange& ex, backend_pool& pool, const std::string& user,
+                                           const std::string& password) {
+        auto mode = mode_for(pool.offers, settings().require_kerberos);
+        if (!mode) {
+            add(metrics().kerberos_required_refusals);
+            co_return fmt::format("back-end {} offers only NTLM and require_kerberos is set: refusing to fall back "
+                                  "from Kerberos to NTLM",
+                                  pool.backend().name);
+        }
+        auto creds = co_await credentials(user, password, *mode, pool.backend().host);
+        if (!creds.credentials && *mode == auth::initiator_mode::negotiate) {
+            srv_.log->warn("back-end {}: no Kerberos credentials for {} ({}); falling back to NTLM",
+                           pool.backend().name, user, creds.error);
+            creds = co_await credentials(user, password, auth::initiator_mode::ntlm, pool.backend().host);
+        }
+        if (!creds.credentials) co_return fmt::format("cannot authenticate {} to back-end {}: {}", user, pool.backend().name, creds.error);
+        // The back-end forgets who the connection was once a new handshake starts on it.
+        ex.conn->mechanism = auth::mechanism::none;
+        ex.conn->user.clear();
+        ex.initiator = creds.credentials->make_initiator(pool.backend().host);
+        ex.step = ex.initiator->step({});
+        if (ex.step.status == auth::step_status::failed)
+            co_return fmt::format("cannot authenticate {} to back-end {}: {}", user, pool.backend().name, ex.step.error);
+        co_return std::string();
+    }
+
+    awaitable<auth::credential_result> credentials(const std::string& user, const std::string& password,
+                                                   auth::initiator_mode mode, const std::string& host) {
+        const auto key = fmt::format("{}\n{}", user, auth::mode_name(mode));
+        if (auto it = worker_.credentials.find(key); it != worker_.credentials.end()) co_return auth::credential_result{it->second, {}};
+        const auto& topo = srv_.topology;
+        // The AS exchange, and for Kerberos the TGS exchange for the back-end's service ticket
+        // (kept in the credential's own cache), run on the blocking pool: never on this loop.
+        auto result = co_await net::co_spawn(
+            srv_.blocking,
+            [&]() -> awaitable<auth::credential_result> {
+                auto r = auth::acquire_user_credentials(user, password, mode, topo.realm, topo.ntlm_domain);
+                if (r.credentials && mode != auth::initiator_mode::ntlm) {
+                    auto warm = r.credentials->make_initiator(host)->step({});
+                    if (warm.status == auth::step_status::failed) co_return auth::credential_result{nullptr, warm.error};
+                }
+                co_return r;
+            },
+            net::use_awaitable);
+        if (result.credentials) worker_.credentials.emplace(key, result.credentials);
+        co_return result;
+    }
+
+    // The request's headers as the back-end gets them: end-to-end headers only, never the
+    // client's Authorization nor any X-Exsim-* it sent; then who the proxy acts for.
+    http::request<http::buffer_body> backend_request(const http::request<http::buffer_body>& req,
+                                                     const std::string& target, const std::string& user,
+                                                     const backend_pool& pool) {
+        http::request<http::buffer_body> out{req.method(), target, 11};
+        for (const auto& f : req) {
+            const auto name = f.name_string();
+            if (is_hop_by_hop(name) || boost::istarts_with(name, "x-exsim-")) continue;
+            out.insert(name, f.value());
+        }
+        out.set(http::field::host, fmt::format("{}:{}", pool.backend().host, pool.endpoint().port()));
+        if (!user.empty()) out.set("X-Exsim-On-Behalf-Of", user);
+        out.keep_alive(true);
+        return out;
+    }
+
+    // Runs the legs of one request on ex.conn until a final response, which it relays.
+    awaitable<exchange_end> run_exchange(exchange& ex, client_parser& parser, const std::string& target,
+                                         const std::string& user, const std::string& password, backend_pool& pool) {
+        const auto& req = parser.get();
+        const unsigned version = req.version();
+        const bool keep = req.keep_alive();
+        auto fail = [&](http::status status, std::string why, bool count_error = true) -> awaitable<exchange_end> {
+            if (count_error) add(metrics().backend_errors);
+            ex.client_open = co_await answer(status, version, keep && parser.is_done(), why);
+            co_return exchange_end::answered;
+        };
+        if (ex.must_authenticate) {
+            if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
+                co_return co_await fail(http::status::bad_gateway, error, false);
+        }
+        bool restarted = false;
+        for (;;) {
+            if (++ex.legs > limits().max_handshake_legs)
+                co_return co_await fail(http::status::bad_gateway,
+                                        fmt::format("back-end {}: the handshake did not finish in {} legs",
+                                                    pool.backend().name, limits().max_handshake_legs));
+            auto out = backend_request(req, target, user, pool);
+            if (ex.initiator) out.set(http::field::authorization, token_header(ex.initiator->http_scheme(), ex.step.token));
+            // A raw NTLM NEGOTIATE can never be the last leg: it carries no body (as browsers do).
+            const bool bodyless = ex.initiator && ex.initiator->http_scheme() == auth::scheme::ntlm &&
+                                  ex.step.status == auth::step_status::continue_needed;
+            if (bodyless && !(parser.is_done() && ex.body_from_client == 0)) out.content_length(0);
+            if (bodyless) out.body().more = false;
+            add(metrics().backend_requests);
+            auto sent = co_await send(ex, parser, out, bodyless);
+            if (sent == send_result::client_failed) {
+                ex.client_open = false;
+                co_return exchange_end::answered;
+            }
+            if (sent == send_result::body_too_large) {
+                ex.client_open = false;
+                co_await answer(http::status::payload_too_large, version, false,
+                                fmt::format("the request body exceeds {} bytes", limits().body_bytes));
+                co_return exchange_end::answered;
+            }
+            if (sent == send_result::replay_lost)
+                co_return co_await fail(http::status::bad_gateway,
+                                        fmt::format("back-end {} asked for authentication after the request body "
+                                                    "was sent, and the body ({} bytes) is larger than the {} bytes "
+                                                    "kept to send it again",
+                                                    pool.backend().name, ex.body_from_client, limits().replay_bytes));
+            backend_parser rp;
+            if (req.method() == http::verb::head) rp.skip(true);
+            rp.body_limit(boost::none);
+            ex.conn->stream.expires_after(limits().backend_timeout);
+            beast::error_code ec;
+            if (sent == send_result::ok) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+            if (sent == send_result::backend_failed || ec) {
+                if (ex.reused && ex.legs == 1 && !rp.got_some()) co_return exchange_end::retry;
+                co_return co_await fail(ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway,
+                                        fmt::format("back-end {}: {}", pool.backend().name,
+                                                    ec ? ec.message() : "the request could not be sent"));
+            }
+            auto& res = rp.get();
+            std::optional<auth::scheme> ours;
+            if (ex.initiator) ours = ex.initiator->http_scheme();
+            auto ch = read_challenge(res, ours);
+
+            if (res.result() != http::status::unauthorized) {
+                if (ex.initiator) {
+                    if (ch.token) ex.step = ex.initiator->step(*ch.token);  // mutual authentication
+                    if (ex.step.status == auth::step_status::failed) {
+                        add(metrics().handshake_failures);
+                        co_return co_await fail(http::status::bad_gateway,
+                                                fmt::format("back-end {}: mutual authentication failed: {}",
+                                                            pool.backend().name, ex.step.error));
+                    }
+                    finish_handshake(ex, pool, user);
+                }
+                co_return co_await relay_response(ex, rp, user, keep, pool);
+            }
+
+            // 401: the back-end wants (more of) a handshake.
+            if (!ch.offers.empty()) pool.offers = ch.offers;
+            if (!co_await drain(ex, rp))
+                co_return co_await fail(http::status::bad_gateway,
+                                        fmt::format("back-end {}: unreadable 401 response", pool.backend().name));
+            if (ex.initiator && ch.token && ex.step.status == auth::step_status::continue_needed) {
+                ex.step = ex.initiator->step(*ch.token);
+                if (ex.step.status != auth::step_status::failed) continue;
+                add(metrics().handshake_failures);
+                co_return co_await fail(http::status::bad_gateway,
+                                        fmt::format("back-end {}: the handshake as {} failed: {}", pool.backend().name,
+                                                    user, ex.step.error));
+            }
+            const bool scheme_refused = ex.initiator && std::find(ch.offers.begin(), ch.offers.end(),
+                                                                  auth::scheme_name(*ours)) == ch.offers.end();
+            if (ex.initiator && !(scheme_refused && !restarted)) {
+                add(metrics().handshake_failures);
+                co_return co_await fail(http::status::bad_gateway,
+                                        fmt::format("back-end {} refused the logon of {} ({})", pool.backend().name,
+                                                    user, auth::scheme_name(*ours)));
+            }
+            if (user.empty())
+                co_return co_await relay_response_after_drain(ex, version, keep, pool);
+            // Not authenticated yet (a re-used connection the back-end does not hold for this
+            // request, or a scheme it does not offer): start (again) with what it offers.
+            restarted = restarted || ex.initiator != nullptr;
+            if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
+                co_return co_await fail(http::status::bad_gateway, error, false);
+        }
+    }
+
+    void finish_handshake(exchange& ex, backend_pool& pool, const std::string& user) {
+        const auto mech = ex.initiator->negotiated();
+        ex.conn->mechanism = mech;
+        ex.conn->user = user;
+        if (mech == auth::mechanism::kerberos) add(metrics().handshakes[static_cast<std::size_t>(handshake_mechanism::kerberos)]);
+        if (mech == auth::mechanism::ntlm) {
+            add(metrics().handshakes[static_cast<std::size_t>(handshake_mechanism::ntlm)]);
+            add(metrics().ntlm_fallbacks);
+            srv_.log->warn("back-end {}: {} authenticated with NTLM, not Kerberos: the connection, not the request, "
+                           "is authenticated (conn {})",
+                           pool.backend().name, user, ex.conn->id);
+        }
+    }
+
+    // An anonymous request the back-end refused with 401: tell the client (it cannot log in to
+    // the back-end through the proxy without logging in to the proxy).
+    awaitable<exchange_end> relay_response_after_drain(exchange& ex, unsigned version, bool keep, backend_pool& pool) {
+        ex.reusable = true;
+        ex.client_open = co_await answer(http::status::unauthorized, version, keep,
+                                         fmt::format("back-end {} requires authentication", pool.backend().name), true);
+        co_return exchange_end::answered;
+    }
+
+    enum class send_result { ok, backend_failed, client_failed, body_too_large, replay_lost };
+
+    // Writes one leg: the headers, then the body (none, from the client, or replayed).
+    awaitable<send_result> send(exchange& ex, client_parser& parser, http::request<http::buffer_body>& out, bool bodyless) {
+        auto& s = ex.conn->stream;
+        http::request_serializer<http::buffer_body> sr{out};
+        s.expires_after(limits().backend_timeout);
+        if (bodyless || (parser.is_done() && ex.body_from_client == 0)) {
+            out.body().data = nullptr;
+            out.body().more = false;
+            auto [ec, n] = co_await http::async_write(s, sr, nothrow);
+            co_return ec ? send_result::backend_failed : send_result::ok;
+        }
+        if (parser.is_done()) {  // the body went once already: send it again from the replay copy
+            if (!ex.replay_complete) co_return send_result::replay_lost;
+            out.body().data = ex.replay.data();
+            out.body().size = ex.replay.size();
+            out.body().more = false;
+            auto [ec, n] = co_await http::async_write(s, sr, nothrow);
+            co_return ec ? send_result::backend_failed : send_result::ok;
+        }
+        // Stream the client's body through a small buffer, keeping a copy while it is small.
+        auto [hec, hn] = co_await http::async_write_header(s, sr, nothrow);
+        if (hec) co_return send_result::backend_failed;
+        char buf[relay_chunk];
+        while (!parser.is_done()) {
+            auto& body = parser.get().body();
+            body.data = buf;
+            body.size = sizeof buf;
+            tcp().expires_after(limits().client_io_timeout);
+            auto [ec, n] = co_await http::async_read(stream_, buffer_, parser, nothrow);
+            if (ec == http::error::need_buffer) ec = {};
+            if (ec == http::error::body_limit) co_return send_result::body_too_large;
+            if (ec) co_return send_result::client_failed;
+            const std::size_t got = sizeof buf - body.size;
+            ex.body_from_client += got;
+            if (ex.replay_complete && ex.replay.size() + got <= limits().replay_bytes) ex.replay.append(buf, got);
+            else {
+                ex.replay_complete = false;
+                ex.replay.clear();
+            }
+            out.body().data = buf;
+            out.body().size = got;
+            out.body().more = !parser.is_done();
+            s.expires_after(limits().backend_timeout);
+            auto [wec, wn] = co_await http::async_write(s, sr, nothrow);
+            if (wec == http::error::need_buffer) wec = {};
+            if (wec) co_return send_result::backend_failed;
+        }
+        if (!sr.is_done()) {
+            out.body().data = nullptr;
+            out.body().size = 0;
+            out.body().more = false;
+            auto [ec, n] = co_await http::async_write(s, sr, nothrow);
+            if (ec) co_return send_result::backend_failed;
+        }
+        co_return send_result::ok;
+    }
+
+    // Reads and drops a (small) body so that the connection can carry the next leg.
+    awaitable<bool> drain(exchange& ex, backend_parser& rp) {
+        char buf[4096];
+        std::size_t total = 0;
+        while (!rp.is_done()) {
+            rp.get().body().data = buf;
+            rp.get().body().size = sizeof buf;
+            ex.conn->stream.expires_after(limits().backend_timeout);
+            auto [ec, n] = co_await http::async_read(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+            if (ec == http::error::need_buffer) ec = {};
+            if (ec) co_return false;
+            total += sizeof buf - rp.get().body().size;
+            if (total > max_drained_body) co_return false;
+        }
+        co_return rp.get().keep_alive();
+    }
+
+    bool may_open(const std::string& user, std::string_view mailbox) const {
+        if (mailbox == user) return true;
+        const auto* owner = srv_.topology.find_user(mailbox);
+        return owner && std::find(owner->delegates.begin(), owner->delegates.end(), user) != owner->delegates.end();
+    }
+
+    // Streams the back-end's final response to the client: its headers minus hop-by-hop ones
+    // and the back-end's WWW-Authenticate (the proxy's own business), then the body.
+    awaitable<exchange_end> relay_response(exchange& ex, backend_parser& rp, const std::string& user, bool keep,
+                                           backend_pool& pool) {
+        auto& res = rp.get();
+        ++ex.conn->requests;
+        if (settings().leak_guard && !user.empty()) {
+            const std::string_view identity = res["X-Exsim-Identity"];
+            const std::string_view mailbox = res["X-Exsim-Mailbox"];
+            if ((!identity.empty() && identity != user) || (!mailbox.empty() && !may_open(user, mailbox))) {
+                add(metrics().leak_guard_hits);
+                srv_.log->error("leak guard: back-end {} served mailbox '{}' as '{}' to {} on conn {}; response replaced",
+                                pool.backend().name, mailbox, identity, user, ex.conn->id);
+                ex.reusable = false;  // its identity is wrong: never use it again
+                ex.close_why = close_reason::error;
+                ex.client_open = co_await answer(http::status::bad_gateway, res.version(), keep,
+                                                 "leak guard: the back-end answered from another user's mailbox; "
+                                                 "the response was withheld");
+                co_return exchange_end::answered;
+            }
+        }
+        http::response<http::buffer_body> out{res.result(), 11};
+        for (const auto& f : res)
+            if (!is_hop_by_hop(f.name_string())) out.insert(f.name_string(), f.value());
+        out.keep_alive(keep);
+        count_response(res.result_int());
+        http::response_serializer<http::buffer_body> sr{out};
+        tcp().expires_after(limits().client_io_timeout);
+        auto [hec, hn] = co_await http::async_write_header(stream_, sr, nothrow);
+        if (hec) {
+            ex.client_open = false;
+            co_return exchange_end::relayed;
+        }
+        char buf[relay_chunk];
+        for (;;) {
+            if (!rp.is_done()) {
+                rp.get().body().data = buf;
+                rp.get().body().size = sizeof buf;
+                ex.conn->stream.expires_after(limits().backend_timeout);
+                auto [ec, n] = co_await http::async_read(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+                if (ec == http::error::need_buffer) ec = {};
+                if (ec) {  // the back-end failed mid-body: the client cannot get a whole response
+                    add(metrics().backend_errors);
+                    ex.client_open = false;
+                    co_return exchange_end::relayed;
+                }
+                out.body().data = buf;
+                out.body().size = sizeof buf - rp.get().body().size;
+                out.body().more = !rp.is_done();
+            } else {
+                out.body().data = nullptr;
+                out.body().size = 0;
+                out.body().more = false;
+            }
+            tcp().expires_after(limits().client_io_timeout);
+            auto [wec, wn] = co_await http::async_write(stream_, sr, nothrow);
+            if (wec == http::error::need_buffer) wec = {};
+            if (wec) {
+                ex.client_open = false;
+                co_return exchange_end::relayed;
+            }
+            if (sr.is_done()) break;
+        }
+        ex.reusable = rp.is_done() && res.keep_alive();
+        ex.close_why = res.keep_alive() ? close_reason::error : close_reason::backend_closed;
+        ex.client_open = keep;
+        co_return exchange_end::relayed;
+    }
+
+    Stream stream_;
+    beast::flat_buffer buffer_;
+    worker& worker_;
+    server::impl& srv_;
+    std::uint64_t id_;
+};
+
+template <class Stream>
+awaitable<void> serve(std::unique_ptr<client_session<Stream>> session) {
+    co_await session->run();
+}
+
+}  // namespace
+
+void server::impl::on_accept(worker& w, tcp::socket socket) {
+    socket.set_option(tcp::no_delay(true));
+    const auto id = next_client++;
+    auto report = [log = log, id](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            log->error("client {}: {}", id, x.what());
+        }
+    };
+    if (tls) {
+        using stream = beast::ssl_stream<beast::tcp_stream>;
+        auto s = std::make_unique<client_session<stream>>(stream(beast::tcp_stream(std::move(socket)), *tls), w, *this, id);
+        net::co_spawn(w.ioc, serve(std::move(s)), report);
+    } else {
+        auto s = std::make_unique<client_session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), w, *this, id);
+        net::co_spawn(w.ioc, serve(std::move(s)), report);
+    }
+}
+
+void server::impl::do_accept() {
+    auto& w = *workers[next_worker];
+    next_worker = (next_worker + 1) % workers.size();
+    acceptor.async_accept(w.ioc, [this, &w](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+            if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+            // Out of descriptors (EMFILE) fails again at once: wait a little instead of spinning.
+            log->warn("accept failed: {}; retrying in 100 ms", ec.message());
+            auto timer = std::make_shared<net::steady_timer>(accept_ioc, std::chrono::milliseconds(100));
+            timer->async_wait([this, timer](beast::error_code) { if (acceptor.is_open()) do_accept(); });
+            return;
+        }
+        on_accept(w, std::move(socket));
+        do_accept();
+    });
+}
+
+namespace {
+
+tcp::endpoint parse_endpoint(const std::string& backend, const std::string& text) {
+    const auto colon = text.rfind(':');
+    beast::error_code ec;
+    if (colon != std::string::npos) {
+        auto address = net::ip::make_address(text.substr(0, colon), ec);
+        unsigned long port = 0;
+        try {
+            port = std::stoul(text.substr(colon + 1));
+        } catch (const std::exception&) {
+            port = 0;
+        }
+        if (!ec && port > 0 && port < 65536) return {address, static_cast<std::uint16_t>(port)};
+    }
+    throw common::config_error(
+        fmt::format("backends.{}: '{}' is not an address such as 127.0.0.1:8081", backend, text));
+}
+
+}  // namespace
+
+server::server(const common::topology& topology, proxy_options options)
+    : impl_(std::make_unique<impl>()) {
+    auto& s = *impl_;
+    s.topology = topology;
+    s.options = std::move(options);
+    s.policy = make_policy(s.topology.frontend.policy);
+    for (const auto& b : s.topology.backends) {
+        auto it = s.options.backends.find(b.name);
+        if (it == s.options.backends.end())
+            throw common::config_error(fmt::format("backends.{}: no address given for this back-end", b.name));
+        s.endpoints[b.name] = parse_endpoint(b.name, it->second);
+    }
+    for (const auto& [name, address] : s.options.backends)
+        if (!s.topology.find_backend(name))
+            throw common::config_error(fmt::format("backends.{}: not a back-end of the directory", name));
+    if (s.options.workers == 0) s.options.workers = std::max(1u, std::thread::hardware_concurrency());
+    if (!s.options.allow_insecure_http) {
+        auto files = s.options.tls ? *s.options.tls
+                                   : ensure_self_signed(s.options.state_dir / "tls", {"localhost", "127.0.0.1", s.options.address});
+        s.tls.emplace(make_server_context(files));
+    }
+    for (std::size_t i = 0; i < s.options.workers; ++i) {
+        auto w = std::make_unique<worker>();
+        for (const auto& b : s.topology.backends)
+            w->pools.emplace(b.name, std::make_unique<backend_pool>(b, s.endpoints[b.name], s.topology.frontend.pool,
+                                                                    *s.policy, w->metrics, w->ioc.get_executor(),
+                                                                    s.options.limits.connect_timeout, w->pins_per_client));
+        s.workers.push_back(std::move(w));
+    }
+
+    beast::error_code ec;
+    tcp::endpoint ep(net::ip::make_address(s.options.address, ec), s.options.port);
+    if (ec) throw common::config_error(fmt::format("proxy: '{}' is not an IP address", s.options.address));
+    s.acceptor.open(ep.protocol());
+    s.acceptor.set_option(net::socket_base::reuse_address(true));
+    s.acceptor.bind(ep, ec);
+    if (ec)
+        throw std::runtime_error(fmt::format("proxy: cannot listen on {}:{}: {}", s.options.address, s.options.port, ec.message()));
+    s.acceptor.listen(net::socket_base::max_listen_connections);
+    s.admin = std::make_unique<admin_server>(s.options.admin_address, s.options.admin_port,
+                                             [this] { return metrics_text(); });
+}
+
+void server::start() {
+    auto& s = *impl_;
+    if (s.running) return;
+    if (s.workers.empty()) throw std::runtime_error("a stopped proxy cannot be started again");
+    s.running = true;
+    for (auto& w : s.workers) {
+        w->sweep.emplace(w->ioc);
+        auto* wp = w.get();
+        w->thread = std::thread([wp] {
+            auto guard = net::make_work_guard(wp->ioc);
+            std::function<void(beast::error_code)> tick = [wp, &tick](beast::error_code ec) {
+                if (ec) return;
+                for (auto& [name, pool] : wp->pools) pool->sweep();
+                wp->sweep->expires_after(std::chrono::seconds(1));
+                wp->sweep->async_wait(tick);
+            };
+            wp->sweep->expires_after(std::chrono::seconds(1));
+            wp->sweep->async_wait(tick);
+            wp->ioc.run();
+        });
+    }
+    s.admin->start();
+    s.do_accept();
+    s.accept_thread = std::thread([&s] { s.accept_ioc.run(); });
+    if (!s.tls)
+        s.log->warn("serving plain HTTP on {}:{} (--allow-insecure-http): users' passwords cross the network in clear "
+                    "text",
+                    s.options.address, port());
+    s.log->info("front-end listening on {} with policy {} ({} workers{}{}), metrics on {}", url(), s.policy->name(),
+                s.workers.size(), s.topology.frontend.require_kerberos ? ", require_kerberos" : "",
+                s.topology.frontend.leak_guard ? ", leak_guard" : "", metrics_url());
+}
+
+void server::stop() {
+    auto& s = *impl_;
+    if (!s.running) return;
+    s.running = false;
+    s.accept_ioc.stop();
+    if (s.accept_thread.joinable()) s.accept_thread.join();
+    beast::error_code ec;
+    s.acceptor.close(ec);
+    s.admin->stop();
+    // Each worker closes its pools on its own thread, then stops.
+    for (auto& w : s.workers) {
+        net::post(w->ioc, [wp = w.get()] {
+            for (auto& [name, pool] : wp->pools) pool->shut_down();
+            if (wp->sweep) wp->sweep->cancel();
+            wp->ioc.stop();
+        });
+    }
+    for (auto& w : s.workers)
+        if (w->thread.joinable()) w->thread.join();
+    s.blocking.join();  // credential work in flight posts into stopped (still alive) loops
+    s.workers.clear();  // destroys the sessions: every client and back-end connection closes
+}
+
+server::~server() { stop(); }
+
+std::uint16_t server::port() const { return impl_->acceptor.local_endpoint().port(); }
+std::uint16_t server::admin_port() const { return impl_->admin->port(); }
+bool server::tls() const { return impl_->tls.has_value(); }
+std::string server::url() const {
+    return fmt::format("{}://{}:{}", tls() ? "https" : "http", impl_->options.address, port());
+}
+std::string server::metrics_url() const {
+    return fmt::format("http://{}:{}/metrics", impl_->options.admin_address, admin_port());
+}
+const std::string& server::policy() const { return impl_->topology.frontend.policy; }
+
+std::vector<const worker_metrics*> server::metrics() const {
+    std::vector<const worker_metrics*> m;
+    for (const auto& w : impl_->workers) m.push_back(&w->metrics);
+    return m;
+}
+
+std::string server::metrics_text() const { return render_prometheus(policy(), metrics()); }
+
+}  // namespace exsim::proxy
