@@ -1,5 +1,8 @@
 #include "exsim/proxy/metrics.hpp"
 
+#include <iterator>
+#include <utility>
+
 #include <fmt/format.h>
 
 namespace exsim::proxy {
