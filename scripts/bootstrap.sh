@@ -14,6 +14,7 @@ packages=(
   libspdlog-dev libfmt-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  apache2-utils
 )
 
 missing=()

@@ -490,7 +490,7 @@ private:
                     }
                     finish_handshake(ex, pool, user);
                 }
-                co_return co_await relay_response(ex, rp, user, keep, pool);
+                co_return co_await relay_response(ex, rp, user, version, keep, pool);
             }
 
             // 401: the back-end wants (more of) a handshake.
@@ -631,8 +631,8 @@ private:
 
     // Streams the back-end's final response to the client: its headers minus hop-by-hop ones
     // and the back-end's WWW-Authenticate (the proxy's own business), then the body.
-    awaitable<exchange_end> relay_response(exchange& ex, backend_parser& rp, const std::string& user, bool keep,
-                                           backend_pool& pool) {
+    awaitable<exchange_end> relay_response(exchange& ex, backend_parser& rp, const std::string& user, unsigned version,
+                                           bool keep, backend_pool& pool) {
         auto& res = rp.get();
         ++ex.conn->requests;
         if (settings().leak_guard && !user.empty()) {
@@ -644,15 +644,21 @@ private:
                                 pool.backend().name, mailbox, identity, user, ex.conn->id);
                 ex.reusable = false;  // its identity is wrong: never use it again
                 ex.close_why = close_reason::error;
-                ex.client_open = co_await answer(http::status::bad_gateway, res.version(), keep,
+                ex.client_open = co_await answer(http::status::bad_gateway, version, keep,
                                                  "leak guard: the back-end answered from another user's mailbox; "
                                                  "the response was withheld");
                 co_return exchange_end::answered;
             }
         }
-        http::response<http::buffer_body> out{res.result(), 11};
+        // The client's HTTP version: an HTTP/1.0 client (ApacheBench) keeps its connection only
+        // when told so, and cannot read chunks: a chunked body then ends with the connection.
+        http::response<http::buffer_body> out{res.result(), version};
         for (const auto& f : res)
             if (!is_hop_by_hop(f.name_string())) out.insert(f.name_string(), f.value());
+        if (version < 11 && out.chunked()) {
+            out.chunked(false);
+            keep = false;
+        }
         out.keep_alive(keep);
         count_response(res.result_int());
         http::response_serializer<http::buffer_body> sr{out};
