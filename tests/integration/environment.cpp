@@ -19,6 +19,7 @@ common::topology test_topology() {
     t.backends.push_back({"be3", "be3.exsim.test", {"Negotiate", "NTLM"}, true});
     t.users.push_back({"erin", "erin-pw", "be1", {}});
     t.users.push_back({"frank", "frank-pw", "be3", {}});
+    t.users.push_back({"gina", "gina-pw", "be3", {}});
     for (auto& u : t.users)
         if (u.name == "alice") u.delegates = {"erin"};
     return t;
@@ -148,6 +149,10 @@ std::optional<response> connection::read_response() {
 std::string header(const response& res, http::field f) {
     auto it = res.find(f);
     return it == res.end() ? std::string() : std::string(it->value());
+}
+
+std::string basic(const std::string& user, const std::string& password) {
+    return "Basic " + common::base64_encode(user + ":" + (password.empty() ? user + "-pw" : password));
 }
 
 std::vector<std::string> headers(const response& res, http::field f) {

@@ -23,7 +23,8 @@ namespace http = boost::beast::http;
 using response = http::response<http::string_body>;
 
 // The test topology: the default one (be1 Negotiate,NTLM: alice, bob; be2 NTLM: carol, dave),
-// plus erin on be1 as alice's delegate, and be3 (Negotiate,NTLM, persist_kerberos) with frank.
+// plus erin on be1 as alice's delegate, and be3 (Negotiate,NTLM, persist_kerberos) with frank
+// and gina (two users, so that a persisted Kerberos connection can be handed to the wrong one).
 common::topology test_topology();
 
 class realm_environment {
@@ -74,6 +75,8 @@ private:
 };
 
 std::string header(const response& res, http::field f);
+// The value of `Authorization: Basic base64(user:password)`; the password defaults to "<user>-pw".
+std::string basic(const std::string& user, const std::string& password = "");
 std::vector<std::string> headers(const response& res, http::field f);
 
 }  // namespace exsim::testing

@@ -1,0 +1,312 @@
+// The front-end's defences (DESIGN.md sections 1 and 5): the user's login, never downgrading
+// silently (require_kerberos, TLS 1.2+), canonical targets (MS04-013), what it forwards, and the
+// leak guard. Each test counts the back-end's audit lines and the proxy's metrics.
+
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <boost/algorithm/string/predicate.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <fmt/format.h>
+
+#include "exsim/common/process.hpp"
+#include "proxy_support.hpp"
+
+namespace exsim::testing {
+namespace {
+
+using proxy::close_reason;
+using proxy::handshake_mechanism;
+using proxy::reuse_decision;
+using proxy::worker_metrics;
+using verb = http::verb;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// A stand-in back-end that records the requests the proxy sends it and answers each with a
+// short 200 (Connection: close), so that a test sees exactly which headers were forwarded.
+class recording_backend {
+public:
+    explicit recording_backend(std::size_t connections) : acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
+        thread_ = std::thread([this, connections] {
+            for (std::size_t i = 0; i < connections; ++i) {
+                boost::beast::error_code ec;
+                tcp::socket s(ioc_);
+                acceptor_.accept(s, ec);
+                if (ec || stopping_) return;
+                boost::beast::flat_buffer buffer;
+                http::request<http::string_body> req;
+                http::read(s, buffer, req, ec);
+                if (ec) continue;
+                {
+                    std::lock_guard lock(m_);
+                    requests_.push_back(req);
+                }
+                http::response<http::string_body> res{http::status::ok, 11};
+                res.set(http::field::content_type, "text/plain");
+                res.body() = "recorded\n";
+                res.keep_alive(false);
+                res.prepare_payload();
+                http::write(s, res, ec);
+            }
+        });
+    }
+    ~recording_backend() {
+        stopping_ = true;
+        boost::beast::error_code ec;
+        tcp::socket wake(ioc_);
+        wake.connect(acceptor_.local_endpoint(), ec);  // unblocks accept() if it still waits
+        thread_.join();
+    }
+    std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+    std::vector<http::request<http::string_body>> requests() {
+        std::lock_guard lock(m_);
+        return requests_;
+    }
+
+private:
+    net::io_context ioc_;
+    tcp::acceptor acceptor_;
+    std::atomic<bool> stopping_{false};
+    std::mutex m_;
+    std::vector<http::request<http::string_body>> requests_;
+    std::thread thread_;
+};
+
+std::vector<std::string> forwarded_names(const http::request<http::string_body>& req) {
+    std::vector<std::string> names;
+    for (const auto& f : req) names.emplace_back(f.name_string());
+    return names;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// ---- login ------------------------------------------------------------------------------------
+
+TEST(ProxyLogin, WrongPasswordAndUnknownUserGetTheSame401WithABasicChallenge) {
+    audit_since be1("be1"), be2("be2");
+    auto p = start_proxy();
+    auto wrong = with_authorization(*p, basic("alice", "not-alice-pw"));
+    auto unknown = with_authorization(*p, basic("mallory", "mallory-pw"));
+    EXPECT_EQ(wrong.result_int(), 401);
+    EXPECT_EQ(unknown.result_int(), 401);
+    EXPECT_EQ(wrong.body(), unknown.body()) << "the answer must not say which of the two was wrong";
+    EXPECT_EQ(header(wrong, http::field::www_authenticate).rfind("Basic ", 0), 0u) << header(wrong, http::field::www_authenticate);
+    EXPECT_EQ(header(wrong, http::field::www_authenticate), header(unknown, http::field::www_authenticate));
+    EXPECT_TRUE(wrong["X-Exsim-Mailbox"].empty());
+
+    EXPECT_EQ(metric(*p, &worker_metrics::login_failures), 2);
+    EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 0) << "nothing reaches a back-end";
+    EXPECT_TRUE(be1.records().empty());
+    EXPECT_TRUE(be2.records().empty());
+}
+
+TEST(ProxyLogin, RequestWithoutAuthorizationGets401WithABasicChallenge) {
+    auto p = start_proxy();
+    connection c(p->port());
+    auto res = c.request(verb::get, "/exchange/");
+    EXPECT_EQ(res.result_int(), 401);
+    EXPECT_EQ(header(res, http::field::www_authenticate).rfind("Basic ", 0), 0u);
+    EXPECT_EQ(metric(*p, &worker_metrics::login_failures), 0) << "no credentials is not a failed login";
+    EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 0);
+}
+
+TEST(ProxyLogin, StaticContentUnderExchwebIsServedWithoutLogin) {
+    audit_since be1("be1");
+    auto p = start_proxy();
+    connection c(p->port());
+    auto res = c.request(verb::get, "/exchweb/version.json");
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    EXPECT_TRUE(contains(res.body(), "\"product\":\"exsim\"")) << res.body();
+    EXPECT_TRUE(res["X-Exsim-Identity"].empty());
+    EXPECT_TRUE(be1.records().empty()) << "static content is not audited";
+    EXPECT_EQ(handshakes(*p, handshake_mechanism::kerberos) + handshakes(*p, handshake_mechanism::ntlm), 0);
+}
+
+// ---- never downgrade silently -----------------------------------------------------------------
+
+TEST(ProxyRequireKerberos, RefusesAnNtlmOnlyBackendWith502NamingTheReason) {
+    audit_since be1("be1"), be2("be2");
+    auto p = start_proxy({.require_kerberos = true});
+    auto carol = as_user(*p, "carol");
+    EXPECT_EQ(carol.result_int(), 502) << carol.body();
+    EXPECT_TRUE(contains(carol.body(), "require_kerberos")) << carol.body();
+    EXPECT_TRUE(contains(carol.body(), "NTLM")) << carol.body();
+    EXPECT_TRUE(carol["X-Exsim-Mailbox"].empty());
+    EXPECT_EQ(metric(*p, &worker_metrics::kerberos_required_refusals), 1);
+    EXPECT_TRUE(be2.records().empty()) << "nothing was served to carol";
+
+    auto alice = as_user(*p, "alice");
+    ASSERT_EQ(alice.result_int(), 200) << alice.body();
+    EXPECT_EQ(alice["X-Exsim-Mailbox"], "alice");
+    const auto records = be1.records();
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].mechanism, "kerberos");
+    EXPECT_EQ(handshakes(*p, handshake_mechanism::kerberos), 1);
+    EXPECT_EQ(handshakes(*p, handshake_mechanism::ntlm), 0);
+    EXPECT_EQ(metric(*p, &worker_metrics::ntlm_fallbacks), 0);
+    EXPECT_EQ(metric(*p, &worker_metrics::kerberos_required_refusals), 1);
+}
+
+TEST(ProxyTls, CurlGetsBobsInboxOverTls) {
+    audit_since be1("be1");
+    auto p = start_proxy({.tls = true});
+    ASSERT_TRUE(p->tls());
+    ASSERT_EQ(p->url().rfind("https://", 0), 0u) << p->url();
+    auto curl = common::find_program("curl");
+    ASSERT_TRUE(curl);
+    auto r = common::run_program(*curl, {"-s", "-S", "-k", "-D", "-", "-u", "bob:bob-pw", p->url() + "/exchange/"}, {});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(contains(r.output, "HTTP/1.1 200")) << r.output;
+    EXPECT_TRUE(contains(r.output, "X-Exsim-Mailbox: bob")) << r.output;
+    EXPECT_TRUE(contains(r.output, "\"id\":\"bob.")) << r.output;
+    const auto records = be1.records();
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].identity, "bob");
+    EXPECT_EQ(metric(*p, &worker_metrics::requests), 1);
+}
+
+TEST(ProxyTls, RefusesTls11) {
+    auto p = start_proxy({.tls = true});
+    auto curl = common::find_program("curl");
+    ASSERT_TRUE(curl);
+    // SECLEVEL=0 lets this client offer TLS 1.1 at all, so that the refusal is the proxy's.
+    auto r = common::run_program(*curl, {"-s", "-S", "-k", "--tlsv1.1", "--tls-max", "1.1", "--ciphers",
+                                         "DEFAULT@SECLEVEL=0", "-u", "bob:bob-pw", p->url() + "/exchange/"},
+                                 {});
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_FALSE(contains(r.output, "X-Exsim-Mailbox")) << r.output;
+    EXPECT_EQ(metric(*p, &worker_metrics::requests), 0);
+    std::cout << "curl --tls-max 1.1: exit " << r.exit_code << ": " << r.output;
+}
+
+TEST(ProxyTls, RefusesPlainHttpOnTheTlsPort) {
+    auto p = start_proxy({.tls = true});
+    connection c(p->port());
+    c.write_raw(fmt::format("GET /exchange/ HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n", basic("bob")));
+    EXPECT_FALSE(c.read_response().has_value());
+    EXPECT_EQ(metric(*p, &worker_metrics::requests), 0);
+}
+
+// ---- canonicalize before you route or authorize (MS04-013) ------------------------------------
+
+TEST(ProxyCanonicalTargets, NeverLetBobIntoTheMailboxOfAlice) {
+    audit_since be1("be1");
+    auto p = start_proxy();
+    const std::vector<std::string> tricks{"/exchange/bob/../alice/",   "/exchange/bob/..%2falice/",
+                                          "/exchange/bob%2f..%2falice/", "/exchange%5calice/",
+                                          "//exchange//alice/",        "/exchange/./alice/"};
+    const std::vector<std::string> more{"/exchange/bob/%2e%2e/alice/", "/exchange/bob/%2E%2E%2Falice/",
+                                        "/exchange/%61lice/",          "/exchange/bob/..;/alice/",
+                                        "/exchange/alice%00/",         "/exchange/bob/../../exchange/alice/"};
+    std::size_t refused = 0, denied = 0;
+    for (const auto& target : tricks) {
+        auto res = as_user(*p, "bob", verb::get, target);
+        EXPECT_TRUE(res.result_int() == 400 || res.result_int() == 403) << target << ": " << res.result_int() << " " << res.body();
+        EXPECT_FALSE(res.result_int() < 400 && res["X-Exsim-Mailbox"] == "alice") << target;
+        refused += res.result_int() == 400;
+        denied += res.result_int() == 403;
+    }
+    for (const auto& target : more) {
+        auto res = as_user(*p, "bob", verb::get, target);
+        EXPECT_GE(res.result_int(), 400) << target << ": " << res.body();
+        // A 403 names the mailbox it refused; only a success from alice's mailbox is a leak.
+        EXPECT_FALSE(res.result_int() < 400 && res["X-Exsim-Mailbox"] == "alice") << target;
+        EXPECT_NE(res["X-Exsim-Identity"], "alice") << target;
+    }
+    const auto records = be1.records();
+    for (const auto& r : records) {
+        EXPECT_EQ(r.identity, "bob") << r.path;
+        EXPECT_FALSE(r.mailbox == "alice" && r.status < 400) << r.path << " " << r.status;
+    }
+    std::size_t audited_denied = 0;
+    for (const auto& r : records) audited_denied += r.op == "denied" && r.mailbox == "alice";
+    EXPECT_GE(audited_denied, denied) << "each 403 is the back-end's own authorization check";
+    EXPECT_GE(metric(*p, &worker_metrics::bad_requests), static_cast<std::int64_t>(refused));
+    EXPECT_GT(refused, 0u);
+}
+
+// ---- what is forwarded ------------------------------------------------------------------------
+
+TEST(ProxyForwarding, NeverForwardsTheClientsXExsimHeadersToTheBackend) {
+    audit_since be1("be1");
+    auto p = start_proxy();
+    connection c(p->port());
+    auto res = c.request(verb::get, "/exchange/",
+                         {{"Authorization", basic("bob")}, {"X-Exsim-On-Behalf-Of", "alice"}, {"X-Exsim-Identity", "alice"}});
+    ASSERT_EQ(res.result_int(), 200) << res.body();
+    EXPECT_EQ(res["X-Exsim-Mailbox"], "bob");
+    const auto records = be1.records();
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].identity, "bob");
+    EXPECT_EQ(records[0].on_behalf_of, "bob");
+    EXPECT_FALSE(records[0].cross_user);
+}
+
+TEST(ProxyForwarding, SendsTheBackendNeitherTheClientsPasswordNorItsXExsimHeaders) {
+    recording_backend fake(2);
+    auto p = start_proxy({.addresses = {{"be1", fmt::format("127.0.0.1:{}", fake.port())}}});
+    const std::map<std::string, std::string> sent{{"Authorization", basic("bob")},
+                                                  {"X-Exsim-On-Behalf-Of", "alice"},
+                                                  {"X-Exsim-Identity", "alice"},
+                                                  {"Proxy-Authorization", "Basic eDp5"},
+                                                  {"Accept", "application/json"}};
+    // Anonymous static content: the proxy does not even look at the Authorization header.
+    ASSERT_EQ(connection(p->port()).request(verb::get, "/exchweb/version.json", sent).result_int(), 200);
+    // A logged-in request: the back-end gets the proxy's own Negotiate token.
+    ASSERT_EQ(connection(p->port()).request(verb::get, "/exchange/", sent).result_int(), 200);
+
+    const auto requests = fake.requests();
+    ASSERT_EQ(requests.size(), 2u);
+    const auto& anonymous = requests[0];
+    EXPECT_TRUE(anonymous[http::field::authorization].empty()) << anonymous[http::field::authorization];
+    EXPECT_TRUE(anonymous["X-Exsim-On-Behalf-Of"].empty()) << "nobody logged in";
+    const auto& bob = requests[1];
+    EXPECT_EQ(std::string(bob[http::field::authorization]).rfind("Negotiate ", 0), 0u) << bob[http::field::authorization];
+    EXPECT_EQ(bob["X-Exsim-On-Behalf-Of"], "bob");
+    EXPECT_EQ(bob.count("X-Exsim-On-Behalf-Of"), 1u);
+    for (const auto& req : requests) {
+        EXPECT_EQ(req[http::field::accept], "application/json") << "end-to-end headers pass";
+        EXPECT_TRUE(req[http::field::proxy_authorization].empty());
+        EXPECT_TRUE(req["X-Exsim-Identity"].empty());
+        EXPECT_FALSE(contains(std::string(req[http::field::authorization]), basic("bob").substr(6)))
+            << "bob's password reached the back-end";
+        for (const auto& name : forwarded_names(req)) EXPECT_FALSE(boost::iequals(name, "Proxy-Authorization")) << name;
+    }
+}
+
+// ---- defence in depth -------------------------------------------------------------------------
+
+TEST(ProxyLeakGuard, ReplacesTheLeakedResponseWith502UnderLegacyAndNtlm) {
+    audit_since be2("be2");
+    auto p = start_proxy({.policy = "legacy", .leak_guard = true});
+    ASSERT_EQ(as_user(*p, "carol").result_int(), 200);
+    auto dave = as_user(*p, "dave");
+    EXPECT_EQ(dave.result_int(), 502) << dave.body();
+    EXPECT_TRUE(contains(dave.body(), "leak guard")) << dave.body();
+    EXPECT_FALSE(contains(dave.body(), "carol")) << dave.body();
+    EXPECT_TRUE(dave["X-Exsim-Mailbox"].empty());
+    EXPECT_TRUE(dave["X-Exsim-Identity"].empty());
+    EXPECT_EQ(metric(*p, &worker_metrics::leak_guard_hits), 1);
+
+    // The back-end did serve it (the guard withholds, it cannot undo), and the connection that
+    // leaked is not used again: dave's next request gets a connection of his own.
+    auto again = as_user(*p, "dave");
+    EXPECT_EQ(again.result_int(), 200) << again.body();
+    EXPECT_EQ(again["X-Exsim-Mailbox"], "dave");
+    const auto records = be2.records();
+    ASSERT_EQ(records.size(), 3u);
+    EXPECT_EQ(backend::count_cross_user(records), 1u);
+    EXPECT_EQ(records[1].identity, "carol");
+    EXPECT_EQ(records[1].on_behalf_of, "dave");
+    EXPECT_EQ(records[2].identity, "dave");
+    EXPECT_NE(records[2].conn, records[1].conn);
+    EXPECT_EQ(metric(*p, &worker_metrics::leak_guard_hits), 1);
+    EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 2);
+}
+
+}  // namespace
+}  // namespace exsim::testing

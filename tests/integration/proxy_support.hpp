@@ -1,0 +1,85 @@
+#pragma once
+// What the front-end's integration tests share: an in-process proxy in front of the
+// environment's back-ends, the audit lines a test appended, the proxy's counters, a short poll.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "environment.hpp"
+#include "exsim/backend/audit_log.hpp"
+#include "exsim/proxy/metrics.hpp"
+#include "exsim/proxy/server.hpp"
+
+namespace exsim::testing {
+
+struct proxy_setup {
+    std::string policy = "ms04-002";
+    bool require_kerberos = false;
+    bool leak_guard = false;
+    common::pool_settings pool{};
+    std::size_t workers = 1;
+    bool tls = false;                                 // false: allow_insecure_http
+    std::map<std::string, std::string> addresses{};  // overrides "127.0.0.1:<env port>" by back-end
+};
+
+// A started front-end with a copy of the test topology and its own state folder. The
+// destructor stops it; read its metrics before that.
+std::unique_ptr<proxy::server> start_proxy(const proxy_setup& setup = {});
+
+// The audit lines a back-end appended since this object was made (the log is shared by every
+// test of the program).
+class audit_since {
+public:
+    explicit audit_since(const std::string& backend);  // one of the environment's back-ends
+    static audit_since of_file(std::filesystem::path file);
+    std::vector<backend::audit_record> records() const;
+
+private:
+    audit_since() = default;
+    std::filesystem::path file_;
+    std::size_t start_ = 0;
+};
+
+// The back-end connection ids that carried the records.
+std::set<std::uint64_t> connections(const std::vector<backend::audit_record>& records);
+// Who each back-end connection served: conn -> identities.
+std::map<std::uint64_t, std::set<std::string>> identities_by_connection(const std::vector<backend::audit_record>& records);
+// How many records each back-end connection carried.
+std::map<std::uint64_t, std::size_t> records_by_connection(const std::vector<backend::audit_record>& records);
+
+// One counter or gauge of the proxy, summed over its workers: metric(p, &worker_metrics::requests).
+template <class T>
+std::int64_t metric(const proxy::server& p, T proxy::worker_metrics::*member) {
+    return proxy::total(p.metrics(), [member](const proxy::worker_metrics& w) -> const T& { return w.*member; });
+}
+std::int64_t acquired(const proxy::server& p, proxy::reuse_decision d);
+std::int64_t closed(const proxy::server& p, proxy::close_reason r);
+std::int64_t handshakes(const proxy::server& p, proxy::handshake_mechanism m);
+
+// Polls `condition` every 10 ms until it holds or `timeout` passes; returns its last value.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
+
+// One request through the proxy as `user` (Basic), on a connection of its own.
+response as_user(const proxy::server& p, const std::string& user, http::verb method = http::verb::get,
+                 const std::string& target = "/exchange/", const std::string& body = "");
+
+// One request through the proxy with this Authorization header value, on a connection of its own.
+response with_authorization(const proxy::server& p, const std::string& authorization,
+                            http::verb method = http::verb::get, const std::string& target = "/exchange/");
+
+// The message ids of a JSON mailbox list.
+std::vector<std::string> message_ids(const response& res);
+
+// {"to":..., "subject":..., "body":...}
+std::string mail_json(const std::string& to, const std::string& subject, const std::string& body = "hello");
+
+}  // namespace exsim::testing
