@@ -76,8 +76,16 @@ INSTANTIATE_TEST_SUITE_P(
         bad_config{"unknown_delegate", R"({"backends":[)" BE R"(],"users":[{"name":"al","password":"p","home":"be1","delegates":["zz"]}]})",
                    "users[0].delegates: unknown user 'zz'"},
         bad_config{"lower_realm", R"({"realm":"exsim.test","backends":[)" BE R"(],"users":[]})", "realm"},
-        bad_config{"negative_seed", R"({"seed_messages":-1,"backends":[)" BE R"(],"users":[]})", "seed_messages"}),
-    [](const auto& info) { return std::string(info.param.name); });
+        bad_config{"negative_seed", R"({"seed_messages":-1,"backends":[)" BE R"(],"users":[]})", "seed_messages"},
+        bad_config{"unknown_policy", R"({"frontend":{"policy":"legacyy"},"backends":[)" BE R"(],"users":[]})",
+                   "frontend.policy: unknown policy 'legacyy'"},
+        bad_config{"pool_typo", R"({"frontend":{"pool":{"max_conections":4}},"backends":[)" BE R"(],"users":[]})",
+                   "frontend.pool.max_conections: unknown key"},
+        bad_config{"zero_connections", R"({"frontend":{"pool":{"max_connections":0}},"backends":[)" BE R"(],"users":[]})",
+                   "frontend.pool.max_connections: must be at least 1"},
+        bad_config{"guard_type", R"({"frontend":{"leak_guard":"yes"},"backends":[)" BE R"(],"users":[]})",
+                   "frontend.leak_guard: must be true or false"}),
+    [](const auto& row) { return std::string(row.param.name); });
 #undef BE
 
 TEST(Topology, MissingFileIsAClearError) {
