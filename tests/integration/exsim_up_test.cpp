@@ -31,20 +31,36 @@ std::map<std::string, std::string> read_env_file(const fs::path& file) {
 
 std::string port_of(const std::string& addr) { return addr.substr(addr.rfind(':') + 1); }
 
+// Starts `exsim up --state-dir DIR/state EXTRA...` in a new temporary DIR and waits for its
+// endpoints.env; returns what it exports (empty if it never wrote the file).
+std::map<std::string, std::string> bring_up(const std::string& prefix, const std::vector<std::string>& extra,
+                                            fs::path& dir, std::unique_ptr<common::child_process>& process) {
+    dir = fs::temp_directory_path() / fmt::format("{}-{}", prefix, getpid());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::vector<std::string> args{"up", "--state-dir", (dir / "state").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process = std::make_unique<common::child_process>(
+        common::child_process::start(EXSIM_BINARY, args, {}, dir / "exsim-up.log"));
+    const auto env_file = dir / "state" / "endpoints.env";
+    for (int i = 0; i < 600 && !fs::exists(env_file) && process->running(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the file is written in one go; be safe
+    return read_env_file(env_file);
+}
+
+// curl -k -u USER:USER-pw URL through the front-end, with the response headers in the output.
+common::run_result curl_as(const std::string& user, const std::string& url) {
+    auto program = common::find_program("curl");
+    EXPECT_TRUE(program);
+    return common::run_program(*program, {"-s", "-S", "-k", "-D", "-", "-u", user + ":" + user + "-pw", url}, {});
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 class ExsimUp : public ::testing::Test {
 protected:
-    static void SetUpTestSuite() {
-        dir_ = fs::temp_directory_path() / fmt::format("exsim-up-{}", getpid());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-        process_ = std::make_unique<common::child_process>(common::child_process::start(
-            EXSIM_BINARY, {"up", "--state-dir", (dir_ / "state").string()}, {}, dir_ / "exsim-up.log"));
-        const auto env_file = dir_ / "state" / "endpoints.env";
-        for (int i = 0; i < 600 && !fs::exists(env_file) && process_->running(); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the file is written in one go; be safe
-        env_ = read_env_file(env_file);
-    }
+    static void SetUpTestSuite() { env_ = bring_up("exsim-up", {}, dir_, process_); }
     static void TearDownTestSuite() {
         if (process_) process_->stop();
         process_.reset();
@@ -123,6 +139,30 @@ TEST_F(ExsimUp, CurlNegotiateWithoutATicketIsRefused) {
     EXPECT_NE(r.output.find("401"), std::string::npos) << r.output;
 }
 
+TEST_F(ExsimUp, WritesTheProxyAndMetricsUrls) {
+    ASSERT_TRUE(env_.count("EXSIM_PROXY_URL"));
+    ASSERT_TRUE(env_.count("EXSIM_METRICS_URL"));
+    EXPECT_EQ(env_["EXSIM_PROXY_URL"].rfind("https://127.0.0.1:", 0), 0u) << env_["EXSIM_PROXY_URL"];
+    EXPECT_EQ(env_["EXSIM_METRICS_URL"].rfind("http://127.0.0.1:", 0), 0u) << env_["EXSIM_METRICS_URL"];
+}
+
+TEST_F(ExsimUp, CurlThroughTheProxyGetsBobsInboxUnderTheDefaultPolicy) {
+    auto r = curl_as("bob", env_.at("EXSIM_PROXY_URL") + "/exchange/");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(contains(r.output, "HTTP/1.1 200")) << r.output;
+    EXPECT_TRUE(contains(r.output, "X-Exsim-Mailbox: bob")) << r.output;
+    EXPECT_TRUE(contains(r.output, "\"id\":\"bob.")) << r.output;
+}
+
+TEST_F(ExsimUp, MetricsUrlServesTheProxysCounters) {
+    auto program = common::find_program("curl");
+    ASSERT_TRUE(program);
+    auto r = common::run_program(*program, {"-s", "-S", env_.at("EXSIM_METRICS_URL")}, {});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(contains(r.output, "exsim_proxy_")) << r.output;
+    EXPECT_TRUE(contains(r.output, "policy=\"ms04-002\"")) << r.output;
+}
+
 TEST_F(ExsimUp, StopsCleanlyOnSigtermWithItsKdc) {
     std::ifstream pidfile(dir_ / "state" / "realm" / "krb5kdc.pid");
     pid_t kdc = 0;
@@ -134,6 +174,41 @@ TEST_F(ExsimUp, StopsCleanlyOnSigtermWithItsKdc) {
     EXPECT_EQ(process_->exit_code().value_or(-1), 0);
     struct stat st;
     EXPECT_NE(stat(fmt::format("/proc/{}", kdc).c_str(), &st), 0) << "krb5kdc still exists";
+}
+
+// The bug, end to end with real clients only: `exsim up` under legacy with NTLM-only back-ends
+// and one front-end worker; alice logs in, then bob is served alice's inbox.
+class ExsimUpLegacyNtlm : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        env_ = bring_up("exsim-up-legacy", {"--policy", "legacy", "--backend-auth", "ntlm", "--workers", "1"}, dir_,
+                        process_);
+    }
+    static void TearDownTestSuite() {
+        if (process_) process_->stop();
+        process_.reset();
+        fs::remove_all(dir_);
+    }
+    void SetUp() override {
+        ASSERT_TRUE(env_.count("EXSIM_PROXY_URL")) << "exsim up did not write endpoints.env; log:\n"
+                                                   << std::ifstream(dir_ / "exsim-up.log").rdbuf();
+    }
+
+    static inline fs::path dir_;
+    static inline std::unique_ptr<common::child_process> process_;
+    static inline std::map<std::string, std::string> env_;
+};
+
+TEST_F(ExsimUpLegacyNtlm, CurlAsBobAfterAliceGetsAlicesInbox) {
+    EXPECT_EQ(env_["EXSIM_POLICY"], "legacy");
+    auto alice = curl_as("alice", env_.at("EXSIM_PROXY_URL") + "/exchange/");
+    EXPECT_EQ(alice.exit_code, 0) << alice.output;
+    ASSERT_TRUE(contains(alice.output, "X-Exsim-Mailbox: alice")) << alice.output;
+    auto bob = curl_as("bob", env_.at("EXSIM_PROXY_URL") + "/exchange/");
+    EXPECT_EQ(bob.exit_code, 0) << bob.output;
+    EXPECT_TRUE(contains(bob.output, "HTTP/1.1 200")) << bob.output;
+    EXPECT_TRUE(contains(bob.output, "X-Exsim-Mailbox: alice")) << "the MS04-002 bug did not show:\n" << bob.output;
+    EXPECT_TRUE(contains(bob.output, "\"id\":\"alice.")) << bob.output;
 }
 
 TEST(ExsimCli, ConfigurationTypoExitsWith2NamingFileAndField) {
