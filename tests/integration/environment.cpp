@@ -137,13 +137,14 @@ void connection::write_raw(const std::string& bytes) {
     boost::asio::write(stream_, boost::asio::buffer(bytes));
 }
 
-std::optional<response> connection::read_response() {
+std::optional<response> connection::read_response(bool to_head) {
     stream_.expires_after(std::chrono::seconds(10));
-    response res;
+    http::response_parser<http::string_body> parser;
+    parser.skip(to_head);
     beast::error_code ec;
-    http::read(stream_, buffer_, res, ec);
+    http::read(stream_, buffer_, parser, ec);
     if (ec) return std::nullopt;
-    return res;
+    return parser.release();
 }
 
 std::string header(const response& res, http::field f) {

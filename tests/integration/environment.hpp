@@ -66,7 +66,8 @@ public:
                            const std::string& body = "", const std::map<std::string, std::string>& headers = {});
     bool open();
     void write_raw(const std::string& bytes);
-    std::optional<response> read_response();
+    // to_head: the response to a HEAD request, which has no body whatever its Content-Length says.
+    std::optional<response> read_response(bool to_head = false);
 
 private:
     boost::asio::io_context ioc_;

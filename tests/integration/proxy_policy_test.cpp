@@ -143,6 +143,66 @@ TEST(ProxyLegacy, WithAnNtlmOnlyBackendLetsDaveDeleteAMessageOfCarol) {
     EXPECT_EQ(acquired(*p, reuse_decision::reused_as_is), 3);
 }
 
+TEST(ProxyLegacy, WithAnNtlmOnlyBackendLetsDaveSendMailAsCarol) {
+    audit_since be2("be2");
+    auto p = start_proxy({.policy = "legacy"});
+    ASSERT_EQ(as_user(*p, "carol").result_int(), 200);
+    auto sent = as_user(*p, "dave", verb::post, "/exchange/Outbox/", mail_json("dave", "sent by dave?"));
+    ASSERT_EQ(sent.result_int(), 200) << sent.body();
+    EXPECT_EQ(sent["X-Exsim-Mailbox"], "carol");
+    const auto reply = boost::json::parse(sent.body());
+    EXPECT_EQ(reply.at("mailbox").as_string(), "carol") << "the mail went out from carol's mailbox";
+
+    const auto records = be2.records();
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_EQ(backend::count_cross_user(records), 1u);
+    EXPECT_EQ(records[1].op, "send");
+    EXPECT_EQ(records[1].identity, "carol");
+    EXPECT_EQ(records[1].on_behalf_of, "dave");
+    EXPECT_EQ(acquired(*p, reuse_decision::reused_as_is), 1);
+    EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 1);
+}
+
+// "Negotiate that picks NTLM" (DESIGN.md section 3): a back-end that offers Negotiate but has no
+// Kerberos key. The connection is NTLM-bound, and legacy hands it to the next user.
+TEST(ProxyLegacy, WithNegotiateThatPickedNtlmServesBobTheMailboxOfAlice) {
+    auto no_key = realm_environment::get().start_backend("be1", /*with_keytab=*/false);
+    auto audit = audit_since::of_file(no_key->audit_log_file());
+    auto p = start_proxy({.policy = "legacy", .addresses = {{"be1", fmt::format("127.0.0.1:{}", no_key->port())}}});
+    ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
+    auto bob = as_user(*p, "bob");
+    ASSERT_EQ(bob.result_int(), 200) << bob.body();
+    EXPECT_EQ(bob["X-Exsim-Mailbox"], "alice");
+
+    const auto records = audit.records();
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_EQ(backend::count_cross_user(records), 1u);
+    EXPECT_EQ(records[1].identity, "alice");
+    EXPECT_EQ(records[1].on_behalf_of, "bob");
+    EXPECT_EQ(records[1].mechanism, "ntlm");
+    EXPECT_EQ(handshakes(*p, handshake_mechanism::ntlm), 1);
+    EXPECT_EQ(handshakes(*p, handshake_mechanism::kerberos), 0);
+    EXPECT_EQ(metric(*p, &worker_metrics::ntlm_fallbacks), 1);
+}
+
+TEST(ProxyLegacy, WithKerberosPerRequestResendsAPostsBodyWhenTheBackendAsksAgain) {
+    audit_since be1("be1");
+    auto p = start_proxy({.policy = "legacy"});
+    ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
+    auto sent = as_user(*p, "bob", verb::post, "/exchange/Outbox/", mail_json("bob", "replayed after a 401"));
+    ASSERT_EQ(sent.result_int(), 200) << sent.body();
+    EXPECT_EQ(sent["X-Exsim-Mailbox"], "bob");
+
+    const auto records = be1.records();
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_EQ(records[1].op, "send");
+    EXPECT_EQ(records[1].identity, "bob");
+    EXPECT_EQ(records[1].conn, records[0].conn);
+    EXPECT_EQ(backend::count_cross_user(records), 0u);
+    // alice: one leg; bob: the token-less try that got the 401, then the one with his token.
+    EXPECT_EQ(metric(*p, &worker_metrics::backend_requests), 3);
+}
+
 TEST(ProxyLegacy, WithKerberosPerRequestDoesNotLeakBecauseTheBackendAsksAgain) {
     audit_since be1("be1");
     auto p = start_proxy({.policy = "legacy"});
@@ -247,6 +307,30 @@ TEST(ProxyMs04002, HasNoLeaksUnderConcurrentMixedUsers) {
     EXPECT_EQ(handshakes(*p, handshake_mechanism::kerberos), static_cast<std::int64_t>(r1.size()));
 }
 
+TEST(ProxyMs04002, NeverPoolsAConnectionWhereNegotiatePickedNtlm) {
+    auto no_key = realm_environment::get().start_backend("be1", /*with_keytab=*/false);
+    auto audit = audit_since::of_file(no_key->audit_log_file());
+    auto p = start_proxy({.addresses = {{"be1", fmt::format("127.0.0.1:{}", no_key->port())}}});
+    for (const auto* user : {"alice", "bob", "alice"}) {
+        auto res = as_user(*p, user);
+        ASSERT_EQ(res.result_int(), 200) << res.body();
+        EXPECT_EQ(res["X-Exsim-Mailbox"], user);
+    }
+    const auto records = audit.records();
+    ASSERT_EQ(records.size(), 3u);
+    EXPECT_EQ(backend::count_cross_user(records), 0u);
+    EXPECT_EQ(connections(records).size(), 3u);
+    for (const auto& r : records) {
+        EXPECT_EQ(r.mechanism, "ntlm");
+        EXPECT_EQ(r.auth, "request");
+    }
+    EXPECT_EQ(handshakes(*p, handshake_mechanism::ntlm), 3);
+    EXPECT_EQ(metric(*p, &worker_metrics::ntlm_fallbacks), 3);
+    EXPECT_TRUE(eventually([&] { return closed(*p, close_reason::ntlm_not_pooled) == 3; }))
+        << closed(*p, close_reason::ntlm_not_pooled);
+    EXPECT_EQ(metric(*p, &worker_metrics::idle_connections), 0);
+}
+
 // The same workload under legacy: the oracle finds the leaks, from both sides.
 TEST(ProxyLegacy, HasLeaksUnderTheSameConcurrentMixedUsers) {
     audit_since be1("be1"), be2("be2");
@@ -323,6 +407,33 @@ TEST(ProxyPinned, BindsEachNtlmConnectionToItsClientAndClosesItWithTheClient) {
     EXPECT_TRUE(eventually([&] { return closed(*p, close_reason::client_gone) == 3; }))
         << closed(*p, close_reason::client_gone);
     EXPECT_EQ(metric(*p, &worker_metrics::open_connections), 0);
+
+    // What a scraper sees on the admin port says the same.
+    const auto text = connection(p->admin_port()).request(verb::get, "/metrics").body();
+    EXPECT_EQ(sample(text, R"(exsim_proxy_backend_connections_closed_total{policy="pinned",reason="client_gone"})"), 3) << text;
+    EXPECT_EQ(sample(text, R"(exsim_proxy_backend_connections_acquired_total{policy="pinned",decision="reused_pinned"})"), 6);
+    EXPECT_EQ(sample(text, R"(exsim_proxy_backend_connections_pinned{policy="pinned"})"), 0);
+}
+
+TEST(ProxyPinned, KeepsNoMorePinsPerUserThanPinnedPerUser) {
+    audit_since be2("be2");
+    common::pool_settings pool;
+    pool.pinned_per_user = 1;
+    auto p = start_proxy({.policy = "pinned", .pool = pool});
+    connection first(p->port()), second(p->port());
+    for (int round = 0; round < 2; ++round)
+        for (auto* c : {&first, &second}) {
+            auto res = c->request(verb::get, "/exchange/", {{"Authorization", basic("carol")}});
+            ASSERT_EQ(res.result_int(), 200) << res.body();
+            EXPECT_EQ(res["X-Exsim-Mailbox"], "carol");
+        }
+    const auto records = be2.records();
+    ASSERT_EQ(records.size(), 4u);
+    EXPECT_EQ(connections(records).size(), 3u) << "the first client's pin, and one connection per request of the second";
+    EXPECT_EQ(acquired(*p, reuse_decision::reused_pinned), 1);
+    EXPECT_TRUE(eventually([&] { return closed(*p, close_reason::ntlm_not_pooled) == 2; }))
+        << closed(*p, close_reason::ntlm_not_pooled);
+    EXPECT_EQ(metric(*p, &worker_metrics::pinned_connections), 1);
 }
 
 TEST(ProxyPinned, ClosesThePinWhenItsClientConnectionSwitchesUser) {
@@ -340,6 +451,26 @@ TEST(ProxyPinned, ClosesThePinWhenItsClientConnectionSwitchesUser) {
     EXPECT_EQ(backend::count_cross_user(records), 0u);
     EXPECT_EQ(connections(records).size(), 2u);
     EXPECT_EQ(closed(*p, close_reason::pin_rebound), 1);
+}
+
+// pool.cpp's evict_one_idle(): "At the connection cap, an idle connection that this request may
+// not use (another user's partition, or a pinned one's client is idle) is closed to make room."
+// A pin is only in the pool while its client is between requests, so it is such a connection.
+TEST(ProxyPinned, ClosesAnIdleClientsPinToMakeRoomAtTheConnectionCap) {
+    audit_since be2("be2");
+    common::pool_settings pool;
+    pool.max_connections = 1;
+    pool.queue_timeout_ms = 500;
+    auto p = start_proxy({.policy = "pinned", .pool = pool});
+    connection carol(p->port());  // stays open and idle, holding its pin
+    ASSERT_EQ(carol.request(verb::get, "/exchange/", {{"Authorization", basic("carol")}}).result_int(), 200);
+    ASSERT_EQ(metric(*p, &worker_metrics::pinned_connections), 1);
+
+    auto dave = as_user(*p, "dave");
+    EXPECT_EQ(dave.result_int(), 200) << dave.body();
+    EXPECT_EQ(dave["X-Exsim-Mailbox"], "dave");
+    EXPECT_EQ(be2.records().size(), 2u);
+    EXPECT_EQ(metric(*p, &worker_metrics::queue_timeouts), 0);
 }
 
 // ---- per-user ---------------------------------------------------------------------------------
@@ -362,6 +493,23 @@ TEST(ProxyPerUser, NeverServesAUserOnAnotherUsersConnection) {
     EXPECT_LT(connections(r2).size(), r2.size()) << "NTLM connections were re-used by their own user";
     EXPECT_GT(acquired(*p, reuse_decision::reused_same_user), 0);
     EXPECT_EQ(acquired(*p, reuse_decision::reused_as_is), 0);
+}
+
+TEST(ProxyPerUser, ClosesAnotherUsersIdleConnectionToMakeRoomAtTheConnectionCap) {
+    audit_since be1("be1");
+    common::pool_settings pool;
+    pool.max_connections = 1;
+    pool.queue_timeout_ms = 500;
+    auto p = start_proxy({.policy = "per-user", .pool = pool});
+    ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
+    auto bob = as_user(*p, "bob");
+    EXPECT_EQ(bob.result_int(), 200) << bob.body();
+    EXPECT_EQ(bob["X-Exsim-Mailbox"], "bob");
+    const auto records = be1.records();
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_NE(records[0].conn, records[1].conn) << "bob never gets alice's connection";
+    EXPECT_EQ(closed(*p, close_reason::idle_full), 1);
+    EXPECT_EQ(metric(*p, &worker_metrics::queue_timeouts), 0);
 }
 
 }  // namespace

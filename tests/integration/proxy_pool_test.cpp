@@ -58,6 +58,67 @@ TEST(ProxyPool, NoticesABackendThatClosedAnIdleConnectionAndSendsAPostOnce) {
     p->stop();
 }
 
+// A pooled connection that dies after the pool's check and before the answer: the back-end
+// reads the request and closes without a word. Only an idempotent request may be sent again.
+TEST(ProxyPool, RetriesAGetOnceOnAFreshConnectionButNeverAPost) {
+    using action = scripted_backend::action;
+    // Requests in order: GET a (conn 1), GET b (conn 1: dropped), GET b again (conn 2), POST (conn 2: dropped).
+    scripted_backend fake([](const auto&, std::size_t index) {
+        return index == 1 || index == 3 ? action::drop : action::answer;
+    });
+    auto p = start_proxy({.addresses = {{"be1", fake.address()}}});
+    connection c(p->port());
+    EXPECT_EQ(c.request(verb::get, "/exchweb/a").result_int(), 200);
+    auto b = c.request(verb::get, "/exchweb/b");
+    EXPECT_EQ(b.result_int(), 200) << b.body();
+    EXPECT_EQ(metric(*p, &worker_metrics::idempotent_retries), 1);
+
+    auto post = connection(p->port()).request(verb::post, "/exchweb/c", {{"Content-Type", "text/plain"}}, "send me once");
+    EXPECT_EQ(post.result_int(), 502) << post.body();
+    EXPECT_TRUE(contains(post.body(), "not retried")) << post.body();
+
+    const auto requests = fake.requests();
+    ASSERT_EQ(requests.size(), 4u);
+    std::size_t posts = 0;
+    for (const auto& r : requests) posts += r.method() == verb::post;
+    EXPECT_EQ(posts, 1u) << "a POST is never sent twice";
+    EXPECT_EQ(requests[1].target(), "/exchweb/b");
+    EXPECT_EQ(requests[2].target(), "/exchweb/b");
+    EXPECT_EQ(fake.connections(), 2u);
+    EXPECT_EQ(metric(*p, &worker_metrics::idempotent_retries), 1);
+    EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 2);
+    EXPECT_EQ(closed(*p, close_reason::backend_closed), 2);
+}
+
+TEST(ProxyPool, ClosesAConnectionThatCarriedMaxRequests) {
+    audit_since be1("be1");
+    common::pool_settings pool;
+    pool.max_requests = 2;
+    auto p = start_proxy({.pool = pool});
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
+    const auto records = be1.records();
+    ASSERT_EQ(records.size(), 5u);
+    EXPECT_EQ(connections(records).size(), 3u);
+    for (const auto& [conn, n] : records_by_connection(records)) EXPECT_LE(n, 2u) << "conn " << conn;
+    EXPECT_EQ(closed(*p, close_reason::max_requests), 2);
+    EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 3);
+}
+
+TEST(ProxyPool, DoesNotReuseAConnectionIdleLongerThanIdleTimeout) {
+    audit_since be1("be1");
+    common::pool_settings pool;
+    pool.idle_timeout_ms = 100;
+    auto p = start_proxy({.pool = pool});
+    ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
+    std::this_thread::sleep_for(250ms);
+    ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
+    const auto records = be1.records();
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_NE(records[0].conn, records[1].conn);
+    EXPECT_EQ(closed(*p, close_reason::idle_timeout), 1);
+    EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 2);
+}
+
 // alice's send, stopped half-way through its body: the proxy holds its one be1 connection while
 // it waits for the rest, which makes "the only connection is busy" deterministic.
 class stalled_send {
@@ -164,6 +225,22 @@ TEST(ProxyPool, QueuedRequestIsServedWhenTheConnectionComesBack) {
     EXPECT_EQ(metric(*p, &worker_metrics::queue_waits), 1);
     EXPECT_EQ(acquired(*p, reuse_decision::reused_reauth), 1);
     EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 1);
+}
+
+TEST(ProxyPool, KeepsNoMoreIdleConnectionsThanMaxIdle) {
+    common::pool_settings pool;
+    pool.max_idle = 1;
+    auto p = start_proxy({.pool = pool});
+    stalled_send alice(*p);
+    ASSERT_TRUE(alice.held());
+    ASSERT_EQ(as_user(*p, "bob").result_int(), 200);  // a second connection, now idle
+    EXPECT_EQ(metric(*p, &worker_metrics::idle_connections), 1);
+    auto done = alice.finish();
+    ASSERT_TRUE(done);
+    EXPECT_EQ(done->result_int(), 200) << done->body();
+    EXPECT_TRUE(eventually([&] { return closed(*p, close_reason::idle_full) == 1; })) << closed(*p, close_reason::idle_full);
+    EXPECT_EQ(metric(*p, &worker_metrics::idle_connections), 1);
+    EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 2);
 }
 
 }  // namespace

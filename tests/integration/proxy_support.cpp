@@ -1,7 +1,8 @@
 #include "proxy_support.hpp"
 
-#include <atomic>
-#include <thread>
+#include <sys/socket.h>
+
+#include <sstream>
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -100,6 +101,72 @@ response with_authorization(const proxy::server& p, const std::string& authoriza
                             const std::string& target) {
     connection c(p.port());
     return c.request(method, target, {{"Authorization", authorization}});
+}
+
+std::optional<std::int64_t> sample(const std::string& text, const std::string& series) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
+            return std::stoll(line.substr(series.size() + 1));
+    return std::nullopt;
+}
+
+scripted_backend::scripted_backend(script s)
+    : script_(std::move(s)), acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { run(); });
+}
+
+scripted_backend::~scripted_backend() {
+    stopping_ = true;
+    if (const int fd = current_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);  // unblocks a read
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket wake(ioc_);
+    wake.connect(acceptor_.local_endpoint(), ec);  // unblocks accept()
+    thread_.join();
+}
+
+std::uint16_t scripted_backend::port() const { return acceptor_.local_endpoint().port(); }
+std::string scripted_backend::address() const { return fmt::format("127.0.0.1:{}", port()); }
+
+std::vector<scripted_backend::request> scripted_backend::requests() {
+    std::lock_guard lock(m_);
+    return requests_;
+}
+
+void scripted_backend::run() {
+    while (!stopping_) {
+        boost::system::error_code ec;
+        boost::asio::ip::tcp::socket s(ioc_);
+        acceptor_.accept(s, ec);
+        if (ec || stopping_) return;
+        ++connections_;
+        current_fd_ = s.native_handle();
+        boost::beast::flat_buffer buffer;
+        for (;;) {
+            request req;
+            http::read(s, buffer, req, ec);
+            if (ec) break;
+            std::size_t index;
+            {
+                std::lock_guard lock(m_);
+                requests_.push_back(req);
+                index = requests_.size() - 1;
+            }
+            const auto a = script_(req, index);
+            if (a == action::drop) break;
+            http::response<http::string_body> res{http::status::ok, 11};
+            res.set(http::field::content_type, "text/plain");
+            res.body() = "scripted\n";
+            res.keep_alive(a == action::answer);
+            res.prepare_payload();
+            http::write(s, res, ec);
+            if (ec || a == action::answer_and_close) break;
+        }
+        current_fd_ = -1;
+        s.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+        s.close(ec);
+    }
 }
 
 std::vector<std::string> message_ids(const response& res) {

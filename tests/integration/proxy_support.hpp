@@ -6,12 +6,18 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
 
 #include "environment.hpp"
 #include "exsim/backend/audit_log.hpp"
@@ -75,6 +81,48 @@ response as_user(const proxy::server& p, const std::string& user, http::verb met
 // One request through the proxy with this Authorization header value, on a connection of its own.
 response with_authorization(const proxy::server& p, const std::string& authorization,
                             http::verb method = http::verb::get, const std::string& target = "/exchange/");
+
+// The value of one series in a Prometheus text exposition, e.g.
+// sample(text, R"(exsim_proxy_requests_total{policy="legacy"})"); nullopt when absent.
+std::optional<std::int64_t> sample(const std::string& text, const std::string& series);
+
+// A stand-in back-end on 127.0.0.1: it records every request the proxy sends it and answers
+// each as its script says, so that a test sees exactly what was forwarded, or makes a pooled
+// connection die at a chosen moment. One connection at a time, in the order they come.
+class scripted_backend {
+public:
+    using request = http::request<http::string_body>;
+    enum class action {
+        answer,            // 200, kept alive
+        answer_and_close,  // 200 with Connection: close
+        drop,              // close the connection without answering
+    };
+    // `index` counts the requests received so far, over every connection.
+    using script = std::function<action(const request& req, std::size_t index)>;
+
+    explicit scripted_backend(script s);
+    ~scripted_backend();
+    scripted_backend(const scripted_backend&) = delete;
+    scripted_backend& operator=(const scripted_backend&) = delete;
+
+    std::uint16_t port() const;
+    std::string address() const;  // "127.0.0.1:PORT"
+    std::vector<request> requests();
+    std::size_t connections() const { return connections_; }
+
+private:
+    void run();
+
+    script script_;
+    boost::asio::io_context ioc_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<int> current_fd_{-1};
+    std::atomic<std::size_t> connections_{0};
+    std::mutex m_;
+    std::vector<request> requests_;
+    std::thread thread_;
+};
 
 // The message ids of a JSON mailbox list.
 std::vector<std::string> message_ids(const response& res);
