@@ -464,7 +464,7 @@ TEST(ProxyPinned, ClosesAnIdleClientsPinToMakeRoomAtTheConnectionCap) {
     auto p = start_proxy({.policy = "pinned", .pool = pool});
     connection carol(p->port());  // stays open and idle, holding its pin
     ASSERT_EQ(carol.request(verb::get, "/exchange/", {{"Authorization", basic("carol")}}).result_int(), 200);
-    ASSERT_EQ(metric(*p, &worker_metrics::pinned_connections), 1);
+    ASSERT_TRUE(eventually([&] { return metric(*p, &worker_metrics::pinned_connections) == 1; }));
 
     auto dave = as_user(*p, "dave");
     EXPECT_EQ(dave.result_int(), 200) << dave.body();

@@ -100,7 +100,8 @@ TEST(ProxyPool, ClosesAConnectionThatCarriedMaxRequests) {
     ASSERT_EQ(records.size(), 5u);
     EXPECT_EQ(connections(records).size(), 3u);
     for (const auto& [conn, n] : records_by_connection(records)) EXPECT_LE(n, 2u) << "conn " << conn;
-    EXPECT_EQ(closed(*p, close_reason::max_requests), 2);
+    EXPECT_TRUE(eventually([&] { return closed(*p, close_reason::max_requests) == 2; }))
+        << closed(*p, close_reason::max_requests);
     EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 3);
 }
 
@@ -234,7 +235,7 @@ TEST(ProxyPool, KeepsNoMoreIdleConnectionsThanMaxIdle) {
     stalled_send alice(*p);
     ASSERT_TRUE(alice.held());
     ASSERT_EQ(as_user(*p, "bob").result_int(), 200);  // a second connection, now idle
-    EXPECT_EQ(metric(*p, &worker_metrics::idle_connections), 1);
+    EXPECT_TRUE(eventually([&] { return metric(*p, &worker_metrics::idle_connections) == 1; }));
     auto done = alice.finish();
     ASSERT_TRUE(done);
     EXPECT_EQ(done->result_int(), 200) << done->body();

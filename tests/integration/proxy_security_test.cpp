@@ -174,6 +174,28 @@ TEST(ProxyCanonicalTargets, NeverLetBobIntoTheMailboxOfAlice) {
     EXPECT_GT(refused, 0u);
 }
 
+// The most dangerous combination: under legacy an anonymous /exchweb/ request re-uses whatever
+// connection is idle, NTLM-bound ones included, so a target that only looks like /exchweb/
+// would be served from the mailbox of whoever authenticated that connection.
+TEST(ProxyCanonicalTargets, NeverLetAnAnonymousRequestRideAnNtlmConnectionIntoAMailbox) {
+    auto no_key = realm_environment::get().start_backend("be1", /*with_keytab=*/false);  // Negotiate picks NTLM
+    auto audit = audit_since::of_file(no_key->audit_log_file());
+    auto p = start_proxy({.policy = "legacy", .addresses = {{"be1", fmt::format("127.0.0.1:{}", no_key->port())}}});
+    ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
+    ASSERT_EQ(handshakes(*p, handshake_mechanism::ntlm), 1);
+    for (const std::string target : {"/exchweb/../exchange/", "/exchweb/%2e%2e/exchange/", "/exchweb/..%2fexchange/",
+                                     "/exchweb/./../exchange/Inbox/", "//exchweb/../exchange/"}) {
+        auto res = connection(p->port()).request(verb::get, target);
+        EXPECT_TRUE(res.result_int() == 401 || res.result_int() == 400) << target << ": " << res.result_int();
+        EXPECT_TRUE(res["X-Exsim-Mailbox"].empty()) << target;
+    }
+    // An honest anonymous request does ride alice's connection, and gets static content only.
+    auto page = connection(p->port()).request(verb::get, "/exchweb/version.json");
+    EXPECT_EQ(page.result_int(), 200);
+    EXPECT_TRUE(page["X-Exsim-Mailbox"].empty());
+    EXPECT_EQ(audit.records().size(), 1u) << "only alice's own request touched a mailbox";
+}
+
 // ---- what is forwarded ------------------------------------------------------------------------
 
 TEST(ProxyForwarding, NeverForwardsTheClientsXExsimHeadersToTheBackend) {
@@ -243,6 +265,32 @@ TEST(ProxyForwarding, AnswersExpect100ContinueThenForwardsTheBody) {
     ASSERT_EQ(records.size(), 1u);
     EXPECT_EQ(records[0].op, "send");
     EXPECT_EQ(records[0].identity, "alice");
+}
+
+TEST(ProxyForwarding, StreamsALargeResponseWhole) {
+    auto p = start_proxy();
+    connection c(p->port());
+    auto res = c.request(verb::get, "/exchweb/blob?size=1048576");
+    ASSERT_EQ(res.result_int(), 200) << res.body().substr(0, 200);
+    EXPECT_EQ(res.body().size(), 1048576u);
+    EXPECT_EQ(res.body().substr(0, 20), "exsim static payload");
+}
+
+// A send larger than the replay copy (limits.replay_bytes, 64 KiB), as the first request of a
+// fresh proxy to the NTLM-only back-end: the proxy does not know yet that be2 offers only NTLM.
+TEST(ProxyForwarding, SendsALargeMailThroughAFreshProxyToAnNtlmOnlyBackend) {
+    audit_since be2("be2");
+    auto p = start_proxy();
+    const auto body = mail_json("carol", "large", std::string(100 * 1024, 'x'));
+    auto res = as_user(*p, "dave", verb::post, "/exchange/Outbox/", body);
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    const auto records = be2.records();
+    std::size_t sends = 0;
+    for (const auto& r : records) sends += r.op == "send" && r.identity == "dave";
+    EXPECT_EQ(sends, 1u);
+    // The same send once the proxy knows what be2 offers goes through.
+    auto again = as_user(*p, "dave", verb::post, "/exchange/Outbox/", body);
+    EXPECT_EQ(again.result_int(), 200) << again.body();
 }
 
 // ---- limits -----------------------------------------------------------------------------------
