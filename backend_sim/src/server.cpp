@@ -109,6 +109,7 @@ private:
         request req = parser_->release();
         response res = respond(req);
         res.keep_alive(req.keep_alive());
+        if (req.method() == http::verb::head) res.body().clear();  // Content-Length stays, no body (RFC 9110)
         send(std::move(res));
     }
 

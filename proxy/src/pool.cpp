@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <boost/asio/as_tuple.hpp>
@@ -82,14 +83,15 @@ conn_ptr backend_pool::take_idle(const std::string& user) {
         const auto now = clock::now();
         if (now - c->created > std::chrono::milliseconds(settings_.max_lifetime_ms)) close(std::move(c), close_reason::max_lifetime);
         else if (now - c->last_used > std::chrono::milliseconds(settings_.idle_timeout_ms)) close(std::move(c), close_reason::idle_timeout);
-        else if (!quiet(c->stream.socket())) close(std::move(c), close_reason::backend_closed);
+        else if (!quiet(c->stream.socket()) || c->buffer.size() != 0) close(std::move(c), close_reason::backend_closed);
         else return c;
     }
     return nullptr;
 }
 
-// At the connection cap, an idle connection that this request may not use (another user's
-// partition, or a pinned one's client is idle) is closed to make room.
+// At the connection cap, an idle connection that this request may not use is closed to make
+// room: another user's (per-user), or else the least recently used pin (a pinned connection
+// not in use; its client has to authenticate a new one on its next request).
 bool backend_pool::evict_one_idle() {
     for (auto& [user, list] : idle_by_user_) {
         if (list.empty()) continue;
@@ -100,7 +102,12 @@ bool backend_pool::evict_one_idle() {
         close(std::move(c), close_reason::idle_full);
         return true;
     }
-    return false;
+    if (pinned_.empty()) return false;
+    auto oldest = std::min_element(pinned_.begin(), pinned_.end(), [](const auto& a, const auto& b) {
+        return a.second->last_used < b.second->last_used;
+    });
+    close(unpin(oldest), close_reason::idle_full);
+    return true;
 }
 
 void backend_pool::add_idle(conn_ptr c) {

@@ -225,9 +225,8 @@ private:
                                         std::min(entry->password.size(), credentials->password.size())) != 0 ||
                 entry->password.size() != credentials->password.size()) {
                 if (credentials) add(metrics().login_failures);
-                co_return co_await answer(http::status::unauthorized, version, keep,
-                                          credentials ? "unknown user or wrong password" : "log in with Basic authentication",
-                                          true);
+                std::string why = credentials ? "unknown user or wrong password" : "log in with Basic authentication";
+                co_return co_await answer(http::status::unauthorized, version, keep, std::move(why), true);
             }
             user = entry->name;
             password = entry->password;
@@ -245,7 +244,7 @@ private:
     }
 
     // A short plain-text answer from the proxy itself. Returns whether the connection stays open.
-    awaitable<bool> answer(http::status status, unsigned version, bool keep_alive, std::string_view why,
+    awaitable<bool> answer(http::status status, unsigned version, bool keep_alive, std::string why,
                            bool basic_challenge = false) {
         http::response<http::string_body> res{status, version};
         res.set(http::field::server, "exsim-proxy");
@@ -427,6 +426,12 @@ private:
             ex.client_open = co_await answer(status, version, keep && parser.is_done(), why);
             co_return exchange_end::answered;
         };
+        if (ex.must_authenticate && pool.offers.empty() && !parser.is_done() && !ex.reused) {
+            // What the back-end offers is not known yet and the request has a body that a
+            // refused first leg could consume beyond the replay copy: ask with a HEAD first.
+            if (auto error = co_await probe_offers(ex, req, target, user, pool); !error.empty())
+                co_return co_await fail(http::status::bad_gateway, std::move(error));
+        }
         if (ex.must_authenticate) {
             if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
                 co_return co_await fail(http::status::bad_gateway, error, false);
@@ -470,9 +475,11 @@ private:
             if (sent == send_result::ok) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
             if (sent == send_result::backend_failed || ec) {
                 if (ex.reused && ex.legs == 1 && !rp.got_some()) co_return exchange_end::retry;
-                co_return co_await fail(ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway,
-                                        fmt::format("back-end {}: {}", pool.backend().name,
-                                                    ec ? ec.message() : "the request could not be sent"));
+                // Built before the co_await: GCC 12 mis-destroys string temporaries of a ?: inside one.
+                const auto status = ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
+                std::string reason = ec ? ec.message() : std::string("the request could not be sent");
+                std::string why = fmt::format("back-end {}: {}", pool.backend().name, reason);
+                co_return co_await fail(status, std::move(why));
             }
             auto& res = rp.get();
             std::optional<auth::scheme> ours;
@@ -522,6 +529,29 @@ private:
             if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
                 co_return co_await fail(http::status::bad_gateway, error, false);
         }
+    }
+
+    // An unauthenticated HEAD of the target on a fresh connection: the back-end's 401 lists
+    // its schemes. HEAD is safe, so nothing is done even by a back-end that answers it.
+    awaitable<std::string> probe_offers(exchange& ex, const http::request<http::buffer_body>& req,
+                                        const std::string& target, const std::string& user, backend_pool& pool) {
+        http::request<http::empty_body> head{http::verb::head, target, 11};
+        head.set(http::field::host, fmt::format("{}:{}", pool.backend().host, pool.endpoint().port()));
+        head.set("X-Exsim-On-Behalf-Of", user);
+        head.keep_alive(true);
+        add(metrics().backend_requests);
+        ex.conn->stream.expires_after(limits().backend_timeout);
+        auto [wec, wn] = co_await http::async_write(ex.conn->stream, head, nothrow);
+        backend_parser rp;
+        rp.skip(true);
+        beast::error_code ec = wec;
+        if (!ec) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+        if (ec) co_return fmt::format("back-end {}: {}", pool.backend().name, ec.message());
+        auto ch = read_challenge(rp.get(), std::nullopt);
+        if (!ch.offers.empty()) pool.offers = ch.offers;
+        if (!rp.get().keep_alive() || ex.conn->buffer.size() != 0)
+            co_return fmt::format("back-end {}: closed the connection after an unauthenticated HEAD", pool.backend().name);
+        co_return std::string();
     }
 
     void finish_handshake(exchange& ex, backend_pool& pool, const std::string& user) {
@@ -635,7 +665,8 @@ private:
                                            bool keep, backend_pool& pool) {
         auto& res = rp.get();
         ++ex.conn->requests;
-        if (settings().leak_guard && !user.empty()) {
+        // A refusal (403, 404) served nothing: like the audit's cross_user, only status < 400 leaks.
+        if (settings().leak_guard && !user.empty() && res.result_int() < 400) {
             const std::string_view identity = res["X-Exsim-Identity"];
             const std::string_view mailbox = res["X-Exsim-Mailbox"];
             if ((!identity.empty() && identity != user) || (!mailbox.empty() && !may_open(user, mailbox))) {
@@ -698,7 +729,9 @@ private:
             }
             if (sr.is_done()) break;
         }
-        ex.reusable = rp.is_done() && res.keep_alive();
+        // Bytes already buffered after the response (a body sent to a HEAD) would be read as
+        // the next response: such a connection is not re-used.
+        ex.reusable = rp.is_done() && res.keep_alive() && ex.conn->buffer.size() == 0;
         ex.close_why = res.keep_alive() ? close_reason::error : close_reason::backend_closed;
         ex.client_open = keep;
         co_return exchange_end::relayed;
