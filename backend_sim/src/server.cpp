@@ -18,6 +18,7 @@
 #include "exsim/backend/audit_log.hpp"
 #include "exsim/backend/mailbox_api.hpp"
 #include "exsim/backend/mailbox_store.hpp"
+#include "exsim/common/accept_loop.hpp"
 #include "exsim/common/base64.hpp"
 #include "exsim/common/log.hpp"
 
@@ -283,22 +284,18 @@ private:
 }  // namespace
 
 void server::impl::do_accept() {
-    auto& w = *workers[next_worker];
-    next_worker = (next_worker + 1) % workers.size();
-    acceptor.async_accept(w.ioc, [this, &w](beast::error_code ec, tcp::socket socket) {
-        if (ec) {
-            if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-            // Out of descriptors (EMFILE) fails again at once: wait a little instead of spinning.
-            log->warn("accept failed: {}; retrying in 100 ms", ec.message());
-            auto timer = std::make_shared<net::steady_timer>(accept_ioc, std::chrono::milliseconds(100));
-            timer->async_wait([this, timer](beast::error_code) { if (acceptor.is_open()) do_accept(); });
-            return;
-        } else {
+    common::accept_loop(
+        acceptor,
+        [this]() -> worker& {
+            auto& w = *workers[next_worker];
+            next_worker = (next_worker + 1) % workers.size();
+            return w;
+        },
+        [this](worker& w, tcp::socket socket) {
             socket.set_option(tcp::no_delay(true));
             std::make_shared<session>(std::move(socket), w, *this, next_connection++)->run();
-        }
-        do_accept();
-    });
+        },
+        log);
 }
 
 server::server(const common::topology& topology, server_options options)

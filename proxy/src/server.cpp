@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "exsim/auth/gss.hpp"
+#include "exsim/common/accept_loop.hpp"
 #include "exsim/common/base64.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/proxy/admin_server.hpp"
@@ -773,20 +774,14 @@ void server::impl::on_accept(worker& w, tcp::socket socket) {
 }
 
 void server::impl::do_accept() {
-    auto& w = *workers[next_worker];
-    next_worker = (next_worker + 1) % workers.size();
-    acceptor.async_accept(w.ioc, [this, &w](beast::error_code ec, tcp::socket socket) {
-        if (ec) {
-            if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-            // Out of descriptors (EMFILE) fails again at once: wait a little instead of spinning.
-            log->warn("accept failed: {}; retrying in 100 ms", ec.message());
-            auto timer = std::make_shared<net::steady_timer>(accept_ioc, std::chrono::milliseconds(100));
-            timer->async_wait([this, timer](beast::error_code) { if (acceptor.is_open()) do_accept(); });
-            return;
-        }
-        on_accept(w, std::move(socket));
-        do_accept();
-    });
+    common::accept_loop(
+        acceptor,
+        [this]() -> worker& {
+            auto& w = *workers[next_worker];
+            next_worker = (next_worker + 1) % workers.size();
+            return w;
+        },
+        [this](worker& w, tcp::socket socket) { on_accept(w, std::move(socket)); }, log);
 }
 
 namespace {
