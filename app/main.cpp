@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
@@ -94,6 +95,7 @@ common::topology load(const common_options& o) {
 
 // What the front-end takes from the command line, on top of the topology's "frontend" section.
 struct frontend_options {
+    std::string address = "127.0.0.1";
     std::string policy;
     std::size_t workers = 0;
     std::uint16_t port = 0;
@@ -105,7 +107,8 @@ struct frontend_options {
 };
 
 void add_frontend(po::options_description& d, frontend_options& o) {
-    d.add_options()("policy", po::value(&o.policy),
+    d.add_options()("address", po::value(&o.address)->default_value(o.address),
+                    "front-end and metrics listen address (IP)")("policy", po::value(&o.policy),
                     "pool policy: legacy | ms04-002 (default) | no-reuse | pinned | per-user")(
         "workers", po::value(&o.workers)->default_value(0), "front-end worker threads (0: one per core)")(
         "proxy-port", po::value(&o.port)->default_value(0), "front-end port on 127.0.0.1 (0: a free one)")(
@@ -117,8 +120,9 @@ void add_frontend(po::options_description& d, frontend_options& o) {
         "tls-key", po::value(&o.tls_key), "PEM private key for --tls-cert");
 }
 
-std::unique_ptr<proxy::server> make_frontend(common::topology& t, const frontend_options& f, const fs::path& state,
-                                             std::map<std::string, std::string> backends) {
+// Checks the front-end options and applies them to the topology's "frontend" section; called
+// before anything starts, so that a typo stops exsim at once.
+void apply_frontend_options(common::topology& t, const frontend_options& f) {
     if (!f.policy.empty()) {
         const auto& names = common::policy_names();
         if (std::find(names.begin(), names.end(), f.policy) == names.end())
@@ -130,7 +134,16 @@ std::unique_ptr<proxy::server> make_frontend(common::topology& t, const frontend
     t.frontend.leak_guard = t.frontend.leak_guard || f.leak_guard;
     if (f.tls_cert.empty() != f.tls_key.empty())
         throw common::config_error("--tls-cert and --tls-key: give both or neither");
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(f.address, ec);
+    if (ec) throw common::config_error(fmt::format("--address: '{}' is not an IP address", f.address));
+}
+
+std::unique_ptr<proxy::server> make_frontend(const common::topology& t, const frontend_options& f,
+                                             const fs::path& state, std::map<std::string, std::string> backends) {
     proxy::proxy_options o;
+    o.address = f.address;
+    o.admin_address = f.address;
     o.port = f.port;
     o.admin_port = f.admin_port;
     o.workers = f.workers;
@@ -243,6 +256,7 @@ int cmd_up(const std::vector<std::string>& args) {
     d.add_options()("threads", po::value(&threads)->default_value(2), "worker threads per back-end");
     if (!parse(args, d, "up")) return 0;
     auto t = load(o);
+    apply_frontend_options(t, f);
     auto signals = block_stop_signals();
     const fs::path state = fs::absolute(o.state_dir);
     fs::create_directories(state);
@@ -295,7 +309,9 @@ int cmd_proxy(const std::vector<std::string>& args) {
     d.add_options()("backend", po::value(&backend_args)->composing(),
                     "NAME=ADDRESS:PORT of a running back-end; one per back-end of the topology");
     if (!parse(args, d, "proxy")) return 0;
+    if (o.reset) throw usage_error("exsim proxy: --reset applies to back-ends, not to the front-end");
     auto t = load(o);
+    apply_frontend_options(t, f);
     std::map<std::string, std::string> addresses;
     for (const auto& b : backend_args) {
         const auto eq = b.find('=');
@@ -303,12 +319,15 @@ int cmd_proxy(const std::vector<std::string>& args) {
             throw common::config_error(fmt::format("--backend: '{}' is not NAME=ADDRESS:PORT", b));
         addresses[b.substr(0, eq)] = b.substr(eq + 1);
     }
+    for (const auto& b : t.backends)
+        if (!addresses.count(b.name))
+            throw common::config_error(
+                fmt::format("--backend: no address for back-end '{0}' (give --backend {0}=127.0.0.1:PORT)", b.name));
     auto signals = block_stop_signals();
     const fs::path state = fs::absolute(o.state_dir);
-    fs::create_directories(state);
-    // The realm's client files (krb5.conf with the KDC's address, the GSS mech file): the ones
-    // `exsim realm` or `exsim up` made in this state folder.
-    auto r = auth::realm::create(t, state);
+    // Only the realm's client files (krb5.conf naming the KDC, the GSS mech file) that
+    // `exsim realm` or `exsim up` made in this state folder: the proxy never changes a realm.
+    auto r = auth::realm::open(t, state);
     r.apply_environment();
     auto frontend = make_frontend(t, f, state, addresses);
     frontend->start();

@@ -112,6 +112,7 @@ realm realm::create(const common::topology& t, const fs::path& state_dir) {
     }
     for (auto& u : identity.users) u.delegates.clear();
     identity.seed_messages = 0;
+    identity.frontend = {};  // nor do the front-end's settings
     const auto directory = common::to_json(identity);
     const auto kdb5_util = require_program("kdb5_util", "krb5-kdc");
     const auto kadmin = require_program("kadmin.local", "krb5-admin-server");
@@ -258,6 +259,20 @@ void realm::stop_kdc() {
 bool realm::kdc_running() { return kdc_.running(); }
 
 realm::~realm() { kdc_.stop(); }
+
+realm realm::open(const common::topology& t, const std::filesystem::path& state_dir) {
+    realm r;
+    r.paths_.root = fs::absolute(state_dir) / "realm";
+    r.realm_name_ = t.realm;
+    r.ntlm_domain_ = t.ntlm_domain;
+    for (const auto& b : t.backends) r.hosts_.push_back(b.host);
+    for (const auto& f : {r.paths_.krb5_conf(), r.paths_.mech_file()})
+        if (!fs::exists(f))
+            throw realm_error(fmt::format("{} is missing: run `exsim realm` or `exsim up` with this --state-dir first",
+                                          f.string()));
+    r.timings_.reused = true;
+    return r;
+}
 
 std::map<std::string, std::string> realm::client_environment() const {
     return {{"KRB5_CONFIG", paths_.krb5_conf().string()}, {"GSS_MECH_CONFIG", paths_.mech_file().string()}};

@@ -7,6 +7,7 @@
 
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -355,10 +356,13 @@ void server::stop() {
     auto& s = *impl_;
     if (!s.running) return;
     s.running = false;
-    s.accept_ioc.stop();
+    // Closing the acceptor on its own thread completes the pending accept (its peer socket
+    // belongs to a worker's io_context, still alive) and lets run() return: the port is free.
+    net::post(s.accept_ioc, [&s] {
+        beast::error_code ec;
+        s.acceptor.close(ec);
+    });
     if (s.accept_thread.joinable()) s.accept_thread.join();
-    beast::error_code ec;
-    s.acceptor.close(ec);  // the accept loop has stopped: the port is released now, not at destruction
     for (auto& w : s.workers) {
         w->ioc.stop();
         if (w->thread.joinable()) w->thread.join();

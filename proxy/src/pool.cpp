@@ -158,6 +158,7 @@ net::awaitable<acquire_result> backend_pool::open() {
 net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint64_t client) {
     const auto deadline = clock::now() + std::chrono::milliseconds(settings_.queue_timeout_ms);
     bool waited = false;
+    bool waited_before = false;
     for (;;) {
         if (shutting_down_) co_return acquire_result{nullptr, {}, false, acquire_failure::shutting_down, {}};
         acquire_result r;
@@ -165,7 +166,8 @@ net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint
         if (auto it = pinned_.find(client); client != 0 && it != pinned_.end()) {
             conn_ptr c = unpin(it);
             if (c->user != user) close(std::move(c), close_reason::pin_rebound);
-            else if (!quiet(c->stream.socket())) close(std::move(c), close_reason::backend_closed);
+            else if (!usable(*c)) close(std::move(c), close_reason::max_lifetime);
+            else if (!quiet(c->stream.socket()) || c->buffer.size() != 0) close(std::move(c), close_reason::backend_closed);
             else {
                 r.conn = std::move(c);
                 r.decision = reuse_decision::reused_pinned;
@@ -209,9 +211,10 @@ net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint
             waited = true;
         }
         waiter w{net::steady_timer(ex_, deadline - now)};
-        waiters_.push_back(&w);
+        // A waiter that was woken but lost the connection to a newcomer keeps its place.
+        auto it = waited_before ? waiters_.insert(waiters_.begin(), &w) : waiters_.insert(waiters_.end(), &w);
+        waited_before = true;
         add(metrics_.waiting, 1);
-        auto it = std::prev(waiters_.end());
         co_await w.timer.async_wait(nothrow);
         add(metrics_.waiting, -1);
         if (!w.woken) waiters_.erase(it);  // timed out: still in the list
@@ -222,6 +225,9 @@ void backend_pool::release(conn_ptr c, bool reusable, std::uint64_t client, clos
     if (!c) return;
     c->last_used = clock::now();
     if (!reusable || shutting_down_) return close(std::move(c), shutting_down_ ? close_reason::shutdown : reason);
+    if (c->requests >= settings_.max_requests) return close(std::move(c), close_reason::max_requests);
+    if (clock::now() - c->created > std::chrono::milliseconds(settings_.max_lifetime_ms))
+        return close(std::move(c), close_reason::max_lifetime);
     const auto view = c->view();
     switch (policy_.after_response(view)) {
         case disposal::close:
@@ -241,12 +247,10 @@ void backend_pool::release(conn_ptr c, bool reusable, std::uint64_t client, clos
             ++pins_per_client_[client];
             add(metrics_.pinned_connections, 1);
             pinned_[client] = std::move(c);
+            wake_one();  // a waiter may evict it (the pool is at its cap)
             return;
         }
         case disposal::pool:
-            if (c->requests >= settings_.max_requests) return close(std::move(c), close_reason::max_requests);
-            if (clock::now() - c->created > std::chrono::milliseconds(settings_.max_lifetime_ms))
-                return close(std::move(c), close_reason::max_lifetime);
             add_idle(std::move(c));
             wake_one();
             return;

@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -41,6 +42,10 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t relay_chunk = 16 * 1024;
 constexpr std::size_t max_drained_body = 64 * 1024;  // a 401 body we read and drop
+// Credentials are acquired again after this (well within the realm's ticket lifetime); a
+// failure is remembered briefly, so that a KDC outage does not cost every request a KDC attempt.
+constexpr auto credential_lifetime = std::chrono::hours(1);
+constexpr auto credential_failure_lifetime = std::chrono::seconds(10);
 
 // One worker thread's world: its io_context, its pools (one per back-end), its credentials.
 // Nothing here is shared with another worker, so the request path takes no lock.
@@ -48,7 +53,11 @@ struct worker {
     worker_metrics metrics;
     std::unordered_map<std::uint64_t, std::size_t> pins_per_client;
     std::map<std::string, std::unique_ptr<backend_pool>, std::less<>> pools;
-    std::unordered_map<std::string, std::shared_ptr<const auth::user_credentials>> credentials;  // user \n mode
+    struct cached_credentials {
+        auth::credential_result result;  // credentials, or the error of the last attempt
+        std::chrono::steady_clock::time_point expires;
+    };
+    std::unordered_map<std::string, cached_credentials> credentials;  // by "user\nmode"
     net::io_context ioc{1};
     std::optional<net::steady_timer> sweep;  // after ioc: destroyed before it
     std::thread thread;
@@ -347,6 +356,7 @@ private:
         bool reusable = false;             // the back-end connection may be kept
         close_reason close_why = close_reason::error;
         bool client_open = true;
+        bool unfinished = false;           // a final response arrived before the handshake completed
     };
 
     // Starts a handshake as `user` on the connection: credentials (from the blocking pool on
@@ -380,22 +390,25 @@ private:
     awaitable<auth::credential_result> credentials(const std::string& user, const std::string& password,
                                                    auth::initiator_mode mode, const std::string& host) {
         const auto key = fmt::format("{}\n{}", user, auth::mode_name(mode));
-        if (auto it = worker_.credentials.find(key); it != worker_.credentials.end()) co_return auth::credential_result{it->second, {}};
+        const auto now = std::chrono::steady_clock::now();
+        if (auto it = worker_.credentials.find(key); it != worker_.credentials.end() && it->second.expires > now)
+            co_return it->second.result;
         const auto& topo = srv_.topology;
         // The AS exchange, and for Kerberos the TGS exchange for the back-end's service ticket
         // (kept in the credential's own cache), run on the blocking pool: never on this loop.
-        auto result = co_await net::co_spawn(
-            srv_.blocking,
-            [&]() -> awaitable<auth::credential_result> {
-                auto r = auth::acquire_user_credentials(user, password, mode, topo.realm, topo.ntlm_domain);
-                if (r.credentials && mode != auth::initiator_mode::ntlm) {
-                    auto warm = r.credentials->make_initiator(host)->step({});
-                    if (warm.status == auth::step_status::failed) co_return auth::credential_result{nullptr, warm.error};
-                }
-                co_return r;
-            },
-            net::use_awaitable);
-        if (result.credentials) worker_.credentials.emplace(key, result.credentials);
+        // The lambda is a named local: GCC 12 destroys a closure built inside co_await twice.
+        auto acquire = [&]() -> awaitable<auth::credential_result> {
+            auto r = auth::acquire_user_credentials(user, password, mode, topo.realm, topo.ntlm_domain);
+            if (r.credentials && mode != auth::initiator_mode::ntlm) {
+                auto warm = r.credentials->make_initiator(host)->step({});
+                if (warm.status == auth::step_status::failed) co_return auth::credential_result{nullptr, warm.error};
+            }
+            co_return r;
+        };
+        auto result = co_await net::co_spawn(srv_.blocking, acquire, net::use_awaitable);
+        worker_.credentials[key] = {result, std::chrono::steady_clock::now() +
+                                                (result.credentials ? std::chrono::duration_cast<std::chrono::seconds>(credential_lifetime)
+                                                                    : credential_failure_lifetime)};
         co_return result;
     }
 
@@ -435,7 +448,7 @@ private:
         }
         if (ex.must_authenticate) {
             if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
-                co_return co_await fail(http::status::bad_gateway, error, false);
+                co_return co_await fail(http::status::bad_gateway, error);
         }
         bool restarted = false;
         for (;;) {
@@ -475,10 +488,18 @@ private:
             beast::error_code ec;
             if (sent == send_result::ok) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
             if (sent == send_result::backend_failed || ec) {
-                if (ex.reused && ex.legs == 1 && !rp.got_some()) co_return exchange_end::retry;
+                // Only a connection the back-end closed is retried: after a timeout the request
+                // may have been acted on.
+                const bool closed = sent == send_result::backend_failed || ec == http::error::end_of_stream ||
+                                    ec == net::error::eof || ec == net::error::connection_reset ||
+                                    ec == net::error::broken_pipe;
+                if (ex.reused && ex.legs == 1 && !rp.got_some() && closed) co_return exchange_end::retry;
                 // Built before the co_await: GCC 12 mis-destroys string temporaries of a ?: inside one.
                 const auto status = ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
-                std::string reason = ec ? ec.message() : std::string("the request could not be sent");
+                std::string reason = ec == beast::error::timeout
+                                         ? fmt::format("no answer within {} ms; the request may have been acted on",
+                                                       limits().backend_timeout.count())
+                                         : ec ? ec.message() : std::string("the request could not be sent");
                 std::string why = fmt::format("back-end {}: {}", pool.backend().name, reason);
                 co_return co_await fail(status, std::move(why));
             }
@@ -496,9 +517,12 @@ private:
                                                 fmt::format("back-end {}: mutual authentication failed: {}",
                                                             pool.backend().name, ex.step.error));
                     }
-                    finish_handshake(ex, pool, user);
+                    // A final answer to an unfinished handshake (an error to a NEGOTIATE leg): who
+                    // the back-end holds the connection as is unknown, so it is not used again.
+                    if (ex.step.status == auth::step_status::complete) finish_handshake(ex, pool, user);
+                    else ex.unfinished = true;
                 }
-                co_return co_await relay_response(ex, rp, user, version, keep, pool);
+                co_return co_await relay_response(ex, rp, user, version, keep, parser.is_done(), pool);
             }
 
             // 401: the back-end wants (more of) a handshake.
@@ -528,7 +552,7 @@ private:
             // request, or a scheme it does not offer): start (again) with what it offers.
             restarted = restarted || ex.initiator != nullptr;
             if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
-                co_return co_await fail(http::status::bad_gateway, error, false);
+                co_return co_await fail(http::status::bad_gateway, error);
         }
     }
 
@@ -663,7 +687,7 @@ private:
     // Streams the back-end's final response to the client: its headers minus hop-by-hop ones
     // and the back-end's WWW-Authenticate (the proxy's own business), then the body.
     awaitable<exchange_end> relay_response(exchange& ex, backend_parser& rp, const std::string& user, unsigned version,
-                                           bool keep, backend_pool& pool) {
+                                           bool keep, bool client_body_read, backend_pool& pool) {
         auto& res = rp.get();
         ++ex.conn->requests;
         // A refusal (403, 404) served nothing: like the audit's cross_user, only status < 400 leaks.
@@ -732,9 +756,9 @@ private:
         }
         // Bytes already buffered after the response (a body sent to a HEAD) would be read as
         // the next response: such a connection is not re-used.
-        ex.reusable = rp.is_done() && res.keep_alive() && ex.conn->buffer.size() == 0;
+        ex.reusable = rp.is_done() && res.keep_alive() && ex.conn->buffer.size() == 0 && !ex.unfinished;
         ex.close_why = res.keep_alive() ? close_reason::error : close_reason::backend_closed;
-        ex.client_open = keep;
+        ex.client_open = keep && client_body_read;  // an unread request body cannot frame the next request
         co_return exchange_end::relayed;
     }
 
@@ -885,10 +909,13 @@ void server::stop() {
     auto& s = *impl_;
     if (!s.running) return;
     s.running = false;
-    s.accept_ioc.stop();
+    // Closing the acceptor on its own thread completes the pending accept (its peer socket
+    // belongs to a worker's io_context, still alive) and lets run() return: the port is free.
+    net::post(s.accept_ioc, [&s] {
+        beast::error_code ec;
+        s.acceptor.close(ec);
+    });
     if (s.accept_thread.joinable()) s.accept_thread.join();
-    beast::error_code ec;
-    s.acceptor.close(ec);
     s.admin->stop();
     // Each worker closes its pools on its own thread, then stops.
     for (auto& w : s.workers) {

@@ -30,7 +30,8 @@ public:
         std::filesystem::create_directories(dir_);
         process_ = common::child_process::start(
             EXSIM_BINARY,
-            {"proxy", "--state-dir", (dir_ / "state").string(), "--workers", "1", "--allow-insecure-http", "--backend",
+            // The test realm's state folder: exsim proxy only reads its client files.
+            {"proxy", "--state-dir", realm_environment::get().dir().string(), "--workers", "1", "--allow-insecure-http", "--backend",
              "be1=" + be1, "--backend", "be2=" + be2, "--log-level", "warn"},
             {}, dir_ / "proxy.log");
         static const std::regex url("export EXSIM_PROXY_URL=http://127\\.0\\.0\\.1:([0-9]+)");

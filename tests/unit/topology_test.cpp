@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "exsim/common/topology.hpp"
@@ -97,6 +98,24 @@ TEST(Topology, BackendAuthOverride) {
     override_backend_auth(t, "ntlm");
     for (const auto& b : t.backends) EXPECT_EQ(b.auth_providers, std::vector<std::string>{"NTLM"});
     EXPECT_THROW(override_backend_auth(t, "kerberos-only"), config_error);
+}
+
+}  // namespace
+}  // namespace exsim::common
+
+namespace exsim::common {
+namespace {
+
+// Every scenario shipped in configs/ loads (a typo there would greet a trainer with exit 2).
+TEST(Topology, EveryShippedScenarioLoads) {
+    std::size_t n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(EXSIM_SOURCE_DIR "/configs")) {
+        if (entry.path().extension() != ".json") continue;
+        EXPECT_NO_THROW(load_topology(entry.path())) << entry.path();
+        ++n;
+    }
+    EXPECT_GE(n, 6u);
+    EXPECT_EQ(load_topology(EXSIM_SOURCE_DIR "/configs/ms04-002-vulnerable.json").frontend.policy, "legacy");
 }
 
 }  // namespace

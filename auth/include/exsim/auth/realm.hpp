@@ -48,6 +48,10 @@ public:
     // from the same directory). Throws realm_error naming the missing binary or failed step.
     static realm create(const common::topology& t, const std::filesystem::path& state_dir);
 
+    // The client side of a realm another process made in state_dir (krb5.conf naming its KDC,
+    // the GSS mech file): never creates nor changes anything. Throws realm_error when missing.
+    static realm open(const common::topology& t, const std::filesystem::path& state_dir);
+
     realm(realm&&) = default;
     realm& operator=(realm&&) = default;
     ~realm();
