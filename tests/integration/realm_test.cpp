@@ -59,6 +59,24 @@ TEST_F(RealmLifeCycle, SameDirectoryIsReusedAndAChangedOneIsRecreated) {
     EXPECT_FALSE(auth::realm::create(t_, dir_).timings().reused);
 }
 
+TEST_F(RealmLifeCycle, FrontEndSettingsDoNotRecreateTheRealm) {
+    auth::realm::create(t_, dir_);
+    t_.frontend.policy = "legacy";
+    t_.frontend.pool.max_connections = 3;
+    EXPECT_TRUE(auth::realm::create(t_, dir_).timings().reused);
+}
+
+TEST_F(RealmLifeCycle, OpenNeedsARealmMadeBeforeAndNamesWhatIsMissing) {
+    try {
+        auth::realm::open(t_, dir_);
+        FAIL() << "opened a realm that does not exist";
+    } catch (const auth::realm_error& e) {
+        EXPECT_NE(std::string(e.what()).find("krb5.conf is missing"), std::string::npos) << e.what();
+    }
+    auth::realm::create(t_, dir_);
+    EXPECT_NO_THROW(auth::realm::open(t_, dir_));
+}
+
 TEST_F(RealmLifeCycle, NothingIsWrittenOutsideTheStateFolder) {
     auto r = auth::realm::create(t_, dir_);
     for (const auto& p : {r.paths().krb5_conf(), r.paths().kdc_conf(), r.paths().keytab("be1"),
