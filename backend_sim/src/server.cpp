@@ -356,13 +356,7 @@ void server::stop() {
     auto& s = *impl_;
     if (!s.running) return;
     s.running = false;
-    // Closing the acceptor on its own thread completes the pending accept (its peer socket
-    // belongs to a worker's io_context, still alive) and lets run() return: the port is free.
-    net::post(s.accept_ioc, [&s] {
-        beast::error_code ec;
-        s.acceptor.close(ec);
-    });
-    if (s.accept_thread.joinable()) s.accept_thread.join();
+    common::stop_accepting(s.accept_ioc, s.acceptor, s.accept_thread);
     for (auto& w : s.workers) {
         w->ioc.stop();
         if (w->thread.joinable()) w->thread.join();

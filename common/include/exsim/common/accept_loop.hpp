@@ -6,8 +6,11 @@
 
 #include <chrono>
 #include <memory>
+#include <thread>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/logger.h>
 
@@ -32,6 +35,18 @@ void accept_loop(boost::asio::ip::tcp::acceptor& acceptor, Next next, OnAccept o
         on_accept(w, std::move(socket));
         accept_loop(acceptor, std::move(next), std::move(on_accept), std::move(log));
     });
+}
+
+// Ends the loop: the acceptor is closed on its own thread, which completes the pending accept
+// while the workers' io_contexts (its peer socket belongs to one) are still alive, and lets
+// run() return. The port is free when this returns.
+inline void stop_accepting(boost::asio::io_context& accept_ioc, boost::asio::ip::tcp::acceptor& acceptor,
+                           std::thread& accept_thread) {
+    boost::asio::post(accept_ioc, [&acceptor] {
+        boost::system::error_code ec;
+        acceptor.close(ec);
+    });
+    if (accept_thread.joinable()) accept_thread.join();
 }
 
 }  // namespace exsim::common
