@@ -304,10 +304,13 @@ credential_result acquire_user_credentials(const std::string& user, const std::s
     return {std::move(creds), {}};
 }
 
-credential_cache::credential_cache(std::string realm, std::string ntlm_domain, std::size_t blocking_threads)
-    : realm_(std::move(realm)), ntlm_domain_(std::move(ntlm_domain)), pool_(blocking_threads) {}
+credential_cache::credential_cache(std::string realm, std::string ntlm_domain, std::size_t blocking_threads,
+                                   std::chrono::seconds max_age)
+    : realm_(std::move(realm)), ntlm_domain_(std::move(ntlm_domain)), max_age_(max_age), pool_(blocking_threads) {}
 
-credential_cache::~credential_cache() { pool_.join(); }
+credential_cache::~credential_cache() { join(); }
+
+void credential_cache::join() { pool_.join(); }
 
 credential_result credential_cache::get(const std::string& user, const std::string& password, initiator_mode mode) {
     const auto key = fmt::format("{}/{}", mode_name(mode), user);
@@ -315,24 +318,33 @@ credential_result credential_cache::get(const std::string& user, const std::stri
     {
         std::lock_guard lock(mutex_);
         auto it = entries_.find(key);
-        if (it != entries_.end() && it->second.password_digest == digest) return {it->second.credentials, {}};
+        if (it != entries_.end() && it->second.password_digest == digest &&
+            it->second.fresh_until > std::chrono::steady_clock::now())
+            return {it->second.credentials, {}, it->second.fresh_until};
     }
     // Acquire outside the lock: the AS exchange takes milliseconds. Two concurrent first requests
     // for one user may both acquire; the later simply replaces the earlier.
     auto result = acquire_user_credentials(user, password, mode, realm_, ntlm_domain_);
     if (result.credentials) {
+        result.fresh_until = std::chrono::steady_clock::now() + max_age_;
         std::lock_guard lock(mutex_);
-        entries_[key] = {digest, result.credentials};
+        entries_[key] = {digest, result.credentials, result.fresh_until};
     }
     return result;
 }
 
 void credential_cache::async_get(const std::string& user, const std::string& password, initiator_mode mode,
-                                 boost::asio::any_io_executor ex, std::function<void(credential_result)> done) {
+                                 boost::asio::any_io_executor ex, std::function<void(credential_result)> done,
+                                 const std::string& service_host) {
     // The work guard keeps the caller's event loop alive while the acquisition is outstanding.
     auto work = boost::asio::make_work_guard(ex);
-    boost::asio::post(pool_, [this, user, password, mode, work = std::move(work), done = std::move(done)]() mutable {
+    boost::asio::post(pool_, [this, user, password, mode, service_host, work = std::move(work),
+                              done = std::move(done)]() mutable {
         auto result = get(user, password, mode);
+        if (result.credentials && mode != initiator_mode::ntlm && !service_host.empty()) {
+            auto first = result.credentials->make_initiator(service_host)->step({});
+            if (first.status == step_status::failed) result = {nullptr, first.error, {}};
+        }
         boost::asio::post(work.get_executor(),
                           [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
         work.reset();

@@ -68,7 +68,6 @@ struct server::impl {
     tcp::acceptor acceptor{accept_ioc};
     std::thread accept_thread;
     std::atomic<std::uint64_t> next_connection{1};
-    std::size_t next_worker = 0;
     bool running = false;
 
     impl(const common::topology& t, server_options o)
@@ -286,12 +285,7 @@ private:
 
 void server::impl::do_accept() {
     common::accept_loop(
-        acceptor,
-        [this]() -> worker& {
-            auto& w = *workers[next_worker];
-            next_worker = (next_worker + 1) % workers.size();
-            return w;
-        },
+        acceptor, workers,
         [this](worker& w, tcp::socket socket) {
             socket.set_option(tcp::no_delay(true));
             std::make_shared<session>(std::move(socket), w, *this, next_connection++)->run();
@@ -322,16 +316,7 @@ server::server(const common::topology& topology, server_options options)
         s.workers.push_back(std::move(w));
     }
 
-    beast::error_code ec;
-    tcp::endpoint ep(net::ip::make_address(s.options.address, ec), s.options.port);
-    if (ec) throw std::runtime_error(fmt::format("back-end {}: '{}' is not an IP address", s.backend.name, s.options.address));
-    s.acceptor.open(ep.protocol());
-    s.acceptor.set_option(net::socket_base::reuse_address(true));
-    s.acceptor.bind(ep, ec);
-    if (ec)
-        throw std::runtime_error(fmt::format("back-end {}: cannot listen on {}:{}: {}", s.backend.name, s.options.address,
-                                             s.options.port, ec.message()));
-    s.acceptor.listen(net::socket_base::max_listen_connections);
+    common::listen_on(s.acceptor, s.options.address, s.options.port, "back-end " + s.backend.name);
 }
 
 void server::start() {

@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
 
+#include "exsim/common/accept_loop.hpp"
 #include "exsim/common/log.hpp"
 
 namespace exsim::proxy {
@@ -159,14 +160,7 @@ admin_server::admin_server(const std::string& address, std::uint16_t port, std::
     auto& s = *impl_;
     s.render = std::move(render);
     s.address = address;
-    beast::error_code ec;
-    tcp::endpoint ep(net::ip::make_address(address, ec), port);
-    if (ec) throw std::runtime_error(fmt::format("admin: '{}' is not an IP address", address));
-    s.acceptor->open(ep.protocol(), ec);
-    if (!ec) s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) s.acceptor->bind(ep, ec);
-    if (!ec) s.acceptor->listen(net::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error(fmt::format("admin: cannot listen on {}:{}: {}", address, port, ec.message()));
+    common::listen_on(*s.acceptor, address, port, "admin");
     s.port = s.acceptor->local_endpoint().port();  // kept: port() still answers after stop()
 }
 

@@ -59,11 +59,21 @@ void backend_pool::close(conn_ptr c, close_reason why) {
     c.reset();
 }
 
-bool backend_pool::usable(const backend_connection& c) const {
+// Why a connection that waits (idle or pinned) may not serve again; nullopt: it may.
+std::optional<close_reason> backend_pool::why_unusable(backend_connection& c) const {
     const auto now = clock::now();
-    if (now - c.last_used > std::chrono::milliseconds(settings_.idle_timeout_ms)) return false;
-    if (now - c.created > std::chrono::milliseconds(settings_.max_lifetime_ms)) return false;
-    return true;
+    if (now - c.created > std::chrono::milliseconds(settings_.max_lifetime_ms)) return close_reason::max_lifetime;
+    if (now - c.last_used > std::chrono::milliseconds(settings_.idle_timeout_ms)) return close_reason::idle_timeout;
+    if (!quiet(c.stream.socket())) return close_reason::backend_closed;
+    return std::nullopt;
+}
+
+conn_ptr backend_pool::take_idle(std::deque<conn_ptr>& list, std::deque<conn_ptr>::iterator it) {
+    conn_ptr c = std::move(*it);
+    list.erase(it);
+    --idle_count_;
+    add(metrics_.idle_connections, -1);
+    return c;
 }
 
 // The most recently used idle connection of the policy's scope that is still usable; the
@@ -76,14 +86,8 @@ conn_ptr backend_pool::take_idle(const std::string& user) {
         if (it != idle_by_user_.end()) list = &it->second;
     }
     while (list && !list->empty()) {
-        conn_ptr c = std::move(list->back());
-        list->pop_back();
-        --idle_count_;
-        add(metrics_.idle_connections, -1);
-        const auto now = clock::now();
-        if (now - c->created > std::chrono::milliseconds(settings_.max_lifetime_ms)) close(std::move(c), close_reason::max_lifetime);
-        else if (now - c->last_used > std::chrono::milliseconds(settings_.idle_timeout_ms)) close(std::move(c), close_reason::idle_timeout);
-        else if (!quiet(c->stream.socket()) || c->buffer.size() != 0) close(std::move(c), close_reason::backend_closed);
+        conn_ptr c = take_idle(*list, std::prev(list->end()));
+        if (auto why = why_unusable(*c)) close(std::move(c), *why);
         else return c;
     }
     return nullptr;
@@ -95,11 +99,7 @@ conn_ptr backend_pool::take_idle(const std::string& user) {
 bool backend_pool::evict_one_idle() {
     for (auto& [user, list] : idle_by_user_) {
         if (list.empty()) continue;
-        conn_ptr c = std::move(list.front());
-        list.pop_front();
-        --idle_count_;
-        add(metrics_.idle_connections, -1);
-        close(std::move(c), close_reason::idle_full);
+        close(take_idle(list, list.begin()), close_reason::idle_full);
         return true;
     }
     if (pinned_.empty()) return false;
@@ -157,8 +157,7 @@ net::awaitable<acquire_result> backend_pool::open() {
 
 net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint64_t client) {
     const auto deadline = clock::now() + std::chrono::milliseconds(settings_.queue_timeout_ms);
-    bool waited = false;
-    bool waited_before = false;
+    bool queued = false;
     for (;;) {
         if (shutting_down_) co_return acquire_result{nullptr, {}, false, acquire_failure::shutting_down, {}};
         acquire_result r;
@@ -166,8 +165,7 @@ net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint
         if (auto it = pinned_.find(client); client != 0 && it != pinned_.end()) {
             conn_ptr c = unpin(it);
             if (c->user != user) close(std::move(c), close_reason::pin_rebound);
-            else if (!usable(*c)) close(std::move(c), close_reason::max_lifetime);
-            else if (!quiet(c->stream.socket()) || c->buffer.size() != 0) close(std::move(c), close_reason::backend_closed);
+            else if (auto why = why_unusable(*c)) close(std::move(c), *why);
             else {
                 r.conn = std::move(c);
                 r.decision = reuse_decision::reused_pinned;
@@ -202,18 +200,17 @@ net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint
             add(metrics_.queue_timeouts);
             co_return acquire_result{nullptr, {}, false, acquire_failure::queue_timeout, {}};
         }
-        if (!waited) {
+        if (!queued) {
             if (waiters_.size() >= settings_.queue_limit) {
                 add(metrics_.queue_full);
                 co_return acquire_result{nullptr, {}, false, acquire_failure::queue_full, {}};
             }
             add(metrics_.queue_waits);
-            waited = true;
         }
         waiter w{net::steady_timer(ex_, deadline - now)};
         // A waiter that was woken but lost the connection to a newcomer keeps its place.
-        auto it = waited_before ? waiters_.insert(waiters_.begin(), &w) : waiters_.insert(waiters_.end(), &w);
-        waited_before = true;
+        auto it = waiters_.insert(queued ? waiters_.begin() : waiters_.end(), &w);
+        queued = true;
         add(metrics_.waiting, 1);
         co_await w.timer.async_wait(nothrow);
         add(metrics_.waiting, -1);
@@ -225,6 +222,9 @@ void backend_pool::release(conn_ptr c, bool reusable, std::uint64_t client, clos
     if (!c) return;
     c->last_used = clock::now();
     if (!reusable || shutting_down_) return close(std::move(c), shutting_down_ ? close_reason::shutdown : reason);
+    // Bytes already read past the response (e.g. a body sent to a HEAD) would be taken for the
+    // next response.
+    if (c->buffer.size() != 0) return close(std::move(c), close_reason::error);
     if (c->requests >= settings_.max_requests) return close(std::move(c), close_reason::max_requests);
     if (clock::now() - c->created > std::chrono::milliseconds(settings_.max_lifetime_ms))
         return close(std::move(c), close_reason::max_lifetime);
@@ -264,15 +264,9 @@ void backend_pool::client_closed(std::uint64_t client) {
 
 void backend_pool::sweep() {
     auto sweep_list = [this](std::deque<conn_ptr>& list) {
-        for (auto it = list.begin(); it != list.end();) {
-            if (usable(**it) && quiet((*it)->stream.socket())) { ++it; continue; }
-            conn_ptr c = std::move(*it);
-            it = list.erase(it);
-            --idle_count_;
-            add(metrics_.idle_connections, -1);
-            const bool old = clock::now() - c->created > std::chrono::milliseconds(settings_.max_lifetime_ms);
-            const bool stale = clock::now() - c->last_used > std::chrono::milliseconds(settings_.idle_timeout_ms);
-            close(std::move(c), old ? close_reason::max_lifetime : stale ? close_reason::idle_timeout : close_reason::backend_closed);
+        for (std::size_t i = 0; i < list.size();) {
+            if (auto why = why_unusable(*list[i])) close(take_idle(list, list.begin() + static_cast<std::ptrdiff_t>(i)), *why);
+            else ++i;
         }
     };
     sweep_list(idle_);
@@ -285,13 +279,7 @@ void backend_pool::sweep() {
 void backend_pool::shut_down() {
     shutting_down_ = true;
     auto drain = [this](std::deque<conn_ptr>& list) {
-        while (!list.empty()) {
-            conn_ptr c = std::move(list.back());
-            list.pop_back();
-            --idle_count_;
-            add(metrics_.idle_connections, -1);
-            close(std::move(c), close_reason::shutdown);
-        }
+        while (!list.empty()) close(take_idle(list, list.begin()), close_reason::shutdown);
     };
     drain(idle_);
     for (auto& [user, list] : idle_by_user_) drain(list);

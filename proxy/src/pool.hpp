@@ -9,6 +9,7 @@
 #include <deque>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -94,8 +95,9 @@ public:
 private:
     friend struct backend_connection;
     void on_closed(const backend_connection& c);
-    bool usable(const backend_connection& c) const;
+    std::optional<close_reason> why_unusable(backend_connection& c) const;
     conn_ptr take_idle(const std::string& user);
+    conn_ptr take_idle(std::deque<conn_ptr>& list, std::deque<conn_ptr>::iterator it);
     bool evict_one_idle();
     void add_idle(conn_ptr c);
     void wake_one();

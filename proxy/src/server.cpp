@@ -12,7 +12,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -42,9 +41,8 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t relay_chunk = 16 * 1024;
 constexpr std::size_t max_drained_body = 64 * 1024;  // a 401 body we read and drop
-// Credentials are acquired again after this (well within the realm's ticket lifetime); a
-// failure is remembered briefly, so that a KDC outage does not cost every request a KDC attempt.
-constexpr auto credential_lifetime = std::chrono::hours(1);
+// A failure to get credentials is remembered briefly, so that a KDC outage does not cost every
+// request a KDC attempt.
 constexpr auto credential_failure_lifetime = std::chrono::seconds(10);
 
 // One worker thread's world: its io_context, its pools (one per back-end), its credentials.
@@ -53,11 +51,9 @@ struct worker {
     worker_metrics metrics;
     std::unordered_map<std::uint64_t, std::size_t> pins_per_client;
     std::map<std::string, std::unique_ptr<backend_pool>, std::less<>> pools;
-    struct cached_credentials {
-        auth::credential_result result;  // credentials, or the error of the last attempt
-        std::chrono::steady_clock::time_point expires;
-    };
-    std::unordered_map<std::string, cached_credentials> credentials;  // by "user\nmode"
+    // This worker's copies of the shared cache's credentials (or of its last error), so that the
+    // request path takes no lock; by "user\nmode".
+    std::unordered_map<std::string, auth::credential_result> credentials;
     net::io_context ioc{1};
     std::optional<net::steady_timer> sweep;  // after ioc: destroyed before it
     std::thread thread;
@@ -115,6 +111,20 @@ std::optional<auth::initiator_mode> mode_for(const std::vector<std::string>& off
     return auth::initiator_mode::ntlm;
 }
 
+// credential_cache::async_get as an awaitable: acquisition on the cache's blocking pool, the
+// result back on the caller's executor.
+auto async_credentials(auth::credential_cache& cache, const std::string& user, const std::string& password,
+                       auth::initiator_mode mode, const std::string& host) {
+    return net::async_initiate<const net::use_awaitable_t<>&, void(auth::credential_result)>(
+        [&cache, user, password, mode, host](auto handler) {
+            auto ex = net::get_associated_executor(handler);
+            auto shared = std::make_shared<decltype(handler)>(std::move(handler));  // std::function copies
+            cache.async_get(user, password, mode, ex, [shared](auth::credential_result r) { (*shared)(std::move(r)); },
+                            host);
+        },
+        net::use_awaitable);
+}
+
 }  // namespace
 
 struct server::impl {
@@ -125,13 +135,12 @@ struct server::impl {
     std::optional<ssl::context> tls;
     std::shared_ptr<spdlog::logger> log = common::logger("proxy");
     std::vector<std::unique_ptr<worker>> workers;
-    net::thread_pool blocking{2};  // GSSAPI work that may reach the KDC
+    std::optional<auth::credential_cache> credentials;  // shared by the workers; its pool does the KDC work
     net::io_context accept_ioc{1};
     tcp::acceptor acceptor{accept_ioc};
     std::thread accept_thread;
     std::unique_ptr<admin_server> admin;
     std::atomic<std::uint64_t> next_client{1};
-    std::size_t next_worker = 0;
     bool running = false;
 
     void do_accept();
@@ -390,25 +399,17 @@ private:
     awaitable<auth::credential_result> credentials(const std::string& user, const std::string& password,
                                                    auth::initiator_mode mode, const std::string& host) {
         const auto key = fmt::format("{}\n{}", user, auth::mode_name(mode));
-        const auto now = std::chrono::steady_clock::now();
-        if (auto it = worker_.credentials.find(key); it != worker_.credentials.end() && it->second.expires > now)
-            co_return it->second.result;
-        const auto& topo = srv_.topology;
+        if (auto it = worker_.credentials.find(key);
+            it != worker_.credentials.end() && it->second.fresh_until > std::chrono::steady_clock::now())
+            co_return it->second;
         // The AS exchange, and for Kerberos the TGS exchange for the back-end's service ticket
-        // (kept in the credential's own cache), run on the blocking pool: never on this loop.
-        // The lambda is a named local: GCC 12 destroys a closure built inside co_await twice.
-        auto acquire = [&]() -> awaitable<auth::credential_result> {
-            auto r = auth::acquire_user_credentials(user, password, mode, topo.realm, topo.ntlm_domain);
-            if (r.credentials && mode != auth::initiator_mode::ntlm) {
-                auto warm = r.credentials->make_initiator(host)->step({});
-                if (warm.status == auth::step_status::failed) co_return auth::credential_result{nullptr, warm.error};
-            }
-            co_return r;
-        };
-        auto result = co_await net::co_spawn(srv_.blocking, acquire, net::use_awaitable);
-        worker_.credentials[key] = {result, std::chrono::steady_clock::now() +
-                                                (result.credentials ? std::chrono::duration_cast<std::chrono::seconds>(credential_lifetime)
-                                                                    : credential_failure_lifetime)};
+        // (kept in the credential's own cache), run on the shared cache's blocking pool: never
+        // on this loop. The operation is a named local: GCC 12 destroys a closure built inside
+        // a co_await expression twice.
+        auto acquisition = async_credentials(*srv_.credentials, user, password, mode, host);
+        auto result = co_await std::move(acquisition);
+        if (!result.credentials) result.fresh_until = std::chrono::steady_clock::now() + credential_failure_lifetime;
+        worker_.credentials[key] = result;
         co_return result;
     }
 
@@ -754,9 +755,7 @@ private:
             }
             if (sr.is_done()) break;
         }
-        // Bytes already buffered after the response (a body sent to a HEAD) would be read as
-        // the next response: such a connection is not re-used.
-        ex.reusable = rp.is_done() && res.keep_alive() && ex.conn->buffer.size() == 0 && !ex.unfinished;
+        ex.reusable = rp.is_done() && res.keep_alive() && !ex.unfinished;
         ex.close_why = res.keep_alive() ? close_reason::error : close_reason::backend_closed;
         ex.client_open = keep && client_body_read;  // an unread request body cannot frame the next request
         co_return exchange_end::relayed;
@@ -798,14 +797,8 @@ void server::impl::on_accept(worker& w, tcp::socket socket) {
 }
 
 void server::impl::do_accept() {
-    common::accept_loop(
-        acceptor,
-        [this]() -> worker& {
-            auto& w = *workers[next_worker];
-            next_worker = (next_worker + 1) % workers.size();
-            return w;
-        },
-        [this](worker& w, tcp::socket socket) { on_accept(w, std::move(socket)); }, log);
+    common::accept_loop(acceptor, workers, [this](worker& w, tcp::socket socket) { on_accept(w, std::move(socket)); },
+                        log);
 }
 
 namespace {
@@ -835,6 +828,7 @@ server::server(const common::topology& topology, proxy_options options)
     s.topology = topology;
     s.options = std::move(options);
     s.policy = make_policy(s.topology.frontend.policy);
+    s.credentials.emplace(s.topology.realm, s.topology.ntlm_domain);
     for (const auto& b : s.topology.backends) {
         auto it = s.options.backends.find(b.name);
         if (it == s.options.backends.end())
@@ -859,15 +853,7 @@ server::server(const common::topology& topology, proxy_options options)
         s.workers.push_back(std::move(w));
     }
 
-    beast::error_code ec;
-    tcp::endpoint ep(net::ip::make_address(s.options.address, ec), s.options.port);
-    if (ec) throw common::config_error(fmt::format("proxy: '{}' is not an IP address", s.options.address));
-    s.acceptor.open(ep.protocol());
-    s.acceptor.set_option(net::socket_base::reuse_address(true));
-    s.acceptor.bind(ep, ec);
-    if (ec)
-        throw std::runtime_error(fmt::format("proxy: cannot listen on {}:{}: {}", s.options.address, s.options.port, ec.message()));
-    s.acceptor.listen(net::socket_base::max_listen_connections);
+    common::listen_on(s.acceptor, s.options.address, s.options.port, "proxy");
     s.admin = std::make_unique<admin_server>(s.options.admin_address, s.options.admin_port,
                                              [this] { return metrics_text(); });
 }
@@ -921,7 +907,7 @@ void server::stop() {
     }
     for (auto& w : s.workers)
         if (w->thread.joinable()) w->thread.join();
-    s.blocking.join();  // credential work in flight posts into stopped (still alive) loops
+    s.credentials->join();  // credential work in flight posts into stopped (still alive) loops
     s.workers.clear();  // destroys the sessions: every client and back-end connection closes
 }
 

@@ -4,6 +4,7 @@
 // always acquired for the SPNEGO mechanism (or NTLMSSP itself) from the user's own password and
 // narrowed with gss_set_neg_mechs, never taken from a default credential or a user file.
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -33,6 +34,9 @@ public:
 struct credential_result {
     std::shared_ptr<const user_credentials> credentials;  // null on failure
     std::string error;
+    // From credential_cache: when the cache will acquire them again (a caller keeping its own
+    // copy should ask again by then).
+    std::chrono::steady_clock::time_point fresh_until{};
 };
 
 // Blocking: for Kerberos this is the AS exchange with the KDC (milliseconds; PBKDF2). Never
@@ -41,18 +45,27 @@ credential_result acquire_user_credentials(const std::string& user, const std::s
                                            initiator_mode mode, const std::string& realm,
                                            const std::string& ntlm_domain);
 
-// Credentials acquired once per (user, mode) and kept; a different password acquires anew
-// (and so fails when it is wrong). Acquisition runs on a small blocking pool.
+// Credentials acquired once per (user, mode) and kept for `max_age` (well inside the realm's
+// ticket lifetime); a different password acquires anew (and so fails when it is wrong).
+// Acquisition runs on a small blocking pool.
 class credential_cache {
 public:
-    credential_cache(std::string realm, std::string ntlm_domain, std::size_t blocking_threads = 2);
+    credential_cache(std::string realm, std::string ntlm_domain, std::size_t blocking_threads = 2,
+                     std::chrono::seconds max_age = std::chrono::hours(1));
     ~credential_cache();
 
     credential_result get(const std::string& user, const std::string& password, initiator_mode mode);
 
-    // Runs get() on the blocking pool and posts `done` to `ex`.
+    // Runs get() on the blocking pool and posts `done` to `ex`. With `service_host`, a
+    // Kerberos credential also gets its ticket for HTTP@service_host there (the TGS exchange),
+    // so that later handshakes with that host never reach the KDC from the caller's loop.
     void async_get(const std::string& user, const std::string& password, initiator_mode mode,
-                   boost::asio::any_io_executor ex, std::function<void(credential_result)> done);
+                   boost::asio::any_io_executor ex, std::function<void(credential_result)> done,
+                   const std::string& service_host = {});
+
+    // Waits for the acquisitions in flight (their handlers are posted by then). Call it before
+    // the executors they post to are destroyed; async_get must not be called afterwards.
+    void join();
 
     std::size_t size() const;
 
@@ -60,8 +73,10 @@ private:
     struct entry {
         std::string password_digest;
         std::shared_ptr<const user_credentials> credentials;
+        std::chrono::steady_clock::time_point fresh_until;
     };
     std::string realm_, ntlm_domain_;
+    std::chrono::seconds max_age_;
     mutable std::mutex mutex_;
     std::unordered_map<std::string, entry> entries_;
     boost::asio::thread_pool pool_;
