@@ -110,12 +110,6 @@ std::vector<std::uint8_t> take_buffer(gss_buffer_desc& buf) {
 
 step_result failed(std::string why) { return {step_status::failed, {}, std::move(why)}; }
 
-// True for an NTLM type 3 message, raw or inside SPNEGO, whatever its user name.
-bool carries_ntlm_authenticate(std::span<const std::uint8_t> token) {
-    auto decoded = decode_token(token);
-    return decoded && decoded->ntlm && decoded->ntlm->type == 3;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Initiator
 
@@ -507,17 +501,18 @@ step_result gss_acceptor::step(std::span<const std::uint8_t> input) {
     }
     gss_cred_id_t cred = owner_.base_cred(scheme_);
     gss_acceptor_credentials::one_user_cred one_user;
-    if (auto auth = find_ntlm_authenticate(input)) {
+    // One decode per token: an NTLM AUTHENTICATE (raw or inside SPNEGO) is accepted with a
+    // credential holding only the user it names; one whose names are refused (anonymous,
+    // control characters, broken UTF-16) never reaches the whole-file credential.
+    if (auto decoded = decode_token(input); decoded && decoded->ntlm && decoded->ntlm->type == 3) {
+        const auto& auth = *decoded->ntlm;
+        if (!acceptable_ntlm_names(auth)) return failed("NTLM AUTHENTICATE without an acceptable user name");
         try {
-            one_user = owner_.cred_for(scheme_, auth->user, auth->domain);
+            one_user = owner_.cred_for(scheme_, auth.user, auth.domain);
         } catch (const std::exception& e) {
             return failed(e.what());
         }
         cred = one_user.cred.get();
-    } else if (carries_ntlm_authenticate(input)) {
-        // An AUTHENTICATE the decoder refuses (anonymous, a name with control characters or
-        // broken UTF-16) is refused here: it never reaches the whole-file credential.
-        return failed("NTLM AUTHENTICATE without an acceptable user name");
     }
 
     OM_uint32 min = 0, flags = 0;

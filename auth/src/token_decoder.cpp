@@ -792,14 +792,14 @@ std::string describe(const decoded_token& t) {
     return out + ": " + inner();
 }
 
+bool acceptable_ntlm_names(const ntlm_message& m) {
+    return !m.user.empty() && !m.invalid_utf16_replaced && !has_control_char(m.user) && !has_control_char(m.domain);
+}
+
 std::optional<ntlm_message> find_ntlm_authenticate(std::span<const std::uint8_t> bytes) {
     auto t = decode_token(bytes);
-    if (!t || !t->ntlm || t->ntlm->type != 3) return std::nullopt;
-    const ntlm_message& m = *t->ntlm;
-    if (m.user.empty() || m.invalid_utf16_replaced || has_control_char(m.user) ||
-        has_control_char(m.domain))
-        return std::nullopt;
-    return m;
+    if (!t || !t->ntlm || t->ntlm->type != 3 || !acceptable_ntlm_names(*t->ntlm)) return std::nullopt;
+    return *t->ntlm;
 }
 
 std::string mech_name(std::string_view dotted_oid) {

@@ -141,6 +141,9 @@ std::string describe_ntlm_flags(std::uint32_t flags);
 // the directory, never splice them into files or commands.
 std::optional<ntlm_message> find_ntlm_authenticate(std::span<const std::uint8_t> bytes);
 
+// The name check of find_ntlm_authenticate, for a caller that decoded the token itself.
+bool acceptable_ntlm_names(const ntlm_message& m);
+
 // "krb5", "ntlmssp", ... for a dotted OID; the OID itself when it is not one of ours.
 std::string mech_name(std::string_view dotted_oid);
 
