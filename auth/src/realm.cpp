@@ -95,31 +95,36 @@ fs::path ntlmssp_module() {
     throw realm_error("gssntlmssp.so was not found: install the Debian package gss-ntlmssp");
 }
 
+namespace {
+
+// What the realm is made of, and nothing else: realm, domain, users and passwords, back-end
+// names and hosts. Any other setting (providers, homes, delegates, the front-end) changes
+// nothing in it, so it must not recreate it under a running KDC.
+std::string realm_identity(const common::topology& t) {
+    std::string s = fmt::format("realm {}\ndomain {}\n", t.realm, t.ntlm_domain);
+    for (const auto& b : t.backends) s += fmt::format("backend {} {}\n", b.name, b.host);
+    for (const auto& u : t.users) s += fmt::format("user {} {}\n", u.name, u.password);
+    return s;
+}
+
+}  // namespace
+
+realm::realm(const common::topology& t, const fs::path& state_dir)
+    : realm_name_(t.realm), ntlm_domain_(t.ntlm_domain) {
+    paths_.root = fs::absolute(state_dir) / "realm";
+    for (const auto& b : t.backends) hosts_.push_back(b.host);
+}
+
 realm realm::create(const common::topology& t, const fs::path& state_dir) {
-    realm r;
-    r.paths_.root = fs::absolute(state_dir) / "realm";
-    r.realm_name_ = t.realm;
-    r.ntlm_domain_ = t.ntlm_domain;
-    for (const auto& b : t.backends) r.hosts_.push_back(b.host);
+    realm r(t, state_dir);
     const auto& p = r.paths_;
-    // What the realm is made of: realm, domain, users and passwords, service hosts. Back-end
-    // options (providers, persist_kerberos) do not change it, so they must not recreate it
-    // under a running KDC.
-    common::topology identity = t;
-    for (auto& b : identity.backends) {
-        b.auth_providers.clear();
-        b.persist_kerberos = false;
-    }
-    for (auto& u : identity.users) u.delegates.clear();
-    identity.seed_messages = 0;
-    identity.frontend = {};  // nor do the front-end's settings
-    const auto directory = common::to_json(identity);
+    const auto identity = realm_identity(t);
     const auto kdb5_util = require_program("kdb5_util", "krb5-kdc");
     const auto kadmin = require_program("kadmin.local", "krb5-admin-server");
     require_program("krb5kdc", "krb5-kdc");
     const auto module = ntlmssp_module();
 
-    if (fs::exists(p.stash()) && fs::exists(p.directory_copy()) && read_file(p.directory_copy()) == directory) {
+    if (fs::exists(p.stash()) && fs::exists(p.identity_file()) && read_file(p.identity_file()) == identity) {
         r.timings_.reused = true;
         return r;
     }
@@ -171,7 +176,7 @@ realm realm::create(const common::topology& t, const fs::path& state_dir) {
         write_file(p.ntlm_user_file(b.name), lines);
     }
     r.timings_.ntlm_files = since(t0);
-    write_file(p.directory_copy(), directory);
+    write_file(p.identity_file(), identity);
     return r;
 }
 
@@ -261,11 +266,7 @@ bool realm::kdc_running() { return kdc_.running(); }
 realm::~realm() { kdc_.stop(); }
 
 realm realm::open(const common::topology& t, const std::filesystem::path& state_dir) {
-    realm r;
-    r.paths_.root = fs::absolute(state_dir) / "realm";
-    r.realm_name_ = t.realm;
-    r.ntlm_domain_ = t.ntlm_domain;
-    for (const auto& b : t.backends) r.hosts_.push_back(b.host);
+    realm r(t, state_dir);
     for (const auto& f : {r.paths_.krb5_conf(), r.paths_.mech_file()})
         if (!fs::exists(f))
             throw realm_error(fmt::format("{} is missing: run `exsim realm` or `exsim up` with this --state-dir first",

@@ -31,7 +31,8 @@ struct realm_paths {
     std::filesystem::path rcache_dir() const { return root / "rcache"; }
     std::filesystem::path kdc_log() const { return root / "krb5kdc.log"; }
     std::filesystem::path kdc_pid() const { return root / "krb5kdc.pid"; }
-    std::filesystem::path directory_copy() const { return root / "directory.json"; }
+    // What the realm was made from (realm, domain, users, passwords, hosts): reused when equal.
+    std::filesystem::path identity_file() const { return root / "identity"; }
     std::filesystem::path keytab(const std::string& backend) const { return root / ("http-" + backend + ".keytab"); }
     // One back-end's smbpasswd-format NT-hash file of every domain user (NTLM acceptor).
     std::filesystem::path ntlm_user_file(const std::string& backend) const { return root / ("ntlm-" + backend + ".smbpasswd"); }
@@ -78,7 +79,7 @@ public:
     void apply_environment() const;
 
 private:
-    realm() = default;
+    realm(const common::topology& t, const std::filesystem::path& state_dir);
     void write_configs(std::uint16_t port) const;
 
     realm_paths paths_;
