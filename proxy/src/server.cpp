@@ -52,7 +52,7 @@ struct worker {
     std::unordered_map<std::uint64_t, std::size_t> pins_per_client;
     std::map<std::string, std::unique_ptr<backend_pool>, std::less<>> pools;
     // This worker's copies of the shared cache's credentials (or of its last error), so that the
-    // request path takes no lock; by "user\nmode".
+    // request path takes no lock; by "user\nmode\nhost".
     std::unordered_map<std::string, auth::credential_result> credentials;
     net::io_context ioc{1};
     std::optional<net::steady_timer> sweep;  // after ioc: destroyed before it
@@ -398,7 +398,8 @@ private:
 
     awaitable<auth::credential_result> credentials(const std::string& user, const std::string& password,
                                                    auth::initiator_mode mode, const std::string& host) {
-        const auto key = fmt::format("{}\n{}", user, auth::mode_name(mode));
+        // By host too: a copy is known to hold the service ticket of the host it was warmed for.
+        const auto key = fmt::format("{}\n{}\n{}", user, auth::mode_name(mode), host);
         if (auto it = worker_.credentials.find(key);
             it != worker_.credentials.end() && it->second.fresh_until > std::chrono::steady_clock::now())
             co_return it->second;
