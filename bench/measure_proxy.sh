@@ -24,9 +24,9 @@ workers="${WORKERS:-0}"
 configs="${CONFIGS:-ms04-002:negotiate ms04-002:ntlm pinned:ntlm no-reuse:negotiate legacy:ntlm}"
 py="$(command -v /usr/bin/python3 || command -v python3)"
 
-bash "$repo/scripts/bootstrap.sh"
-[ -x "$build/app/exsim" ] || { cmake --preset dev >/dev/null && cmake --build "$build" --target exsim; }
-command -v ab >/dev/null || { echo "measure_proxy: ab (apache2-utils) is missing" >&2; exit 1; }
+command -v ab >/dev/null || { echo "measure_proxy: ab is missing: run scripts/bootstrap.sh (apache2-utils)" >&2; exit 1; }
+[ -f "$build/build.ninja" ] || cmake --preset dev >/dev/null
+cmake --build "$build" --target exsim >/dev/null  # never measure a stale binary
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/exsim-proxy-measure-XXXXXX")"
 pid=""
@@ -38,7 +38,7 @@ metric() {  # metric <metrics text file> <series prefix>: sum of matching series
 }
 
 echo "exsim front-end throughput: $(nproc) cores, ${duration}s per configuration, 2 users x ${concurrency} keep-alive connections, GET /exchange/ over TLS"
-printf "%-22s %10s %9s %9s %12s %12s %11s\n" configuration "req/s" "p50 ms" "failed" "be conns" "handshakes" "cross_user"
+printf "%-22s %10s %12s %9s %12s %12s %11s\n" configuration "req/s" "p50 ms a/b" "failed" "be conns" "handshakes" "cross_user"
 first=""
 for cfg in $configs; do
   policy="${cfg%%:*}"; auth="${cfg##*:}"
@@ -52,19 +52,21 @@ for cfg in $configs; do
   for u in alice bob; do  # warm the credentials (AS and TGS exchanges) outside the measurement
     curl -sk -o /dev/null -u "$u:$u-pw" "$EXSIM_PROXY_URL/exchange/"
   done
+  ab_pids=()
   for u in alice bob; do
     ab -q -k -t "$duration" -n 100000000 -c "$concurrency" -A "$u:$u-pw" "$EXSIM_PROXY_URL/exchange/" >"$state.ab-$u" 2>&1 &
+    ab_pids+=($!)
   done
-  wait %2 %3 2>/dev/null || true
+  wait "${ab_pids[@]}"
   curl -s "$EXSIM_METRICS_URL" >"$state.metrics"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   rps=$(awk '/Requests per second/ { s += $4 } END { printf "%.0f", s }' "$state".ab-*)
-  p50=$(awk '/^  50%/ { s += $2; n++ } END { printf "%.0f", n ? s / n : 0 }' "$state".ab-*)
+  p50="$(awk '/^  50%/ { print $2 }' "$state.ab-alice")/$(awk '/^  50%/ { print $2 }' "$state.ab-bob")"  # each user's median
   failed=$(awk '/^Failed requests|^Non-2xx responses/ { s += $NF } END { printf "%d", s }' "$state".ab-*)
   opened=$(metric "$state.metrics" exsim_proxy_backend_connections_opened_total)
   handshakes=$(metric "$state.metrics" exsim_proxy_backend_handshakes_total)
   cross=$("$py" -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if json.loads(l).get("cross_user")))' "$state/audit-be1.jsonl")
-  printf "%-22s %10s %9s %9s %12s %12s %11s\n" "$policy $auth" "$rps" "$p50" "$failed" "$opened" "$handshakes" "$cross"
+  printf "%-22s %10s %12s %9s %12s %12s %11s\n" "$policy $auth" "$rps" "$p50" "$failed" "$opened" "$handshakes" "$cross"
   if [ -z "$first" ]; then first="$rps"; firstname="$policy $auth"; fi
   ratios+="  $policy $auth / $firstname: $(awk -v a="$rps" -v b="$first" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"$'\n'
 done
