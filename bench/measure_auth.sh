@@ -91,7 +91,8 @@ row(f"realm creation, {ctx.get('exsim_users', '?')} users in auth_benchmark (s)"
 row("Kerberos accept/s, 1 thread", get("BM_KerberosAccept/real_time", "items_per_second"), "{:,.0f}")
 row("Kerberos accept/s, 2 threads", get("BM_KerberosAccept/real_time/threads:2", "items_per_second"), "{:,.0f}",
     ">= 5,000", lambda v: v >= 5000)
-row(f"NTLM acceptor us/handshake, raw ({ctx.get('exsim_worst_ntlm_user', '?')})", us("BM_NtlmAccept/raw/manual_time"),
+row(f"NTLM acceptor us/handshake, raw ({ctx.get('exsim_worst_ntlm_user', '?')}, "
+    f"line {ctx.get('exsim_worst_ntlm_line', '?')})", us("BM_NtlmAccept/raw/manual_time"),
     "{:.0f}", "< 1,000", lambda v: v < 1000)
 row("NTLM acceptor us/handshake, via SPNEGO", us("BM_NtlmAccept/spnego/manual_time"), "{:.0f}", "< 1,000",
     lambda v: v < 1000)
