@@ -423,8 +423,8 @@ public:
     gss_cred_id_t base_cred(scheme s) const { return s == scheme::negotiate ? spnego_cred_.get() : ntlm_cred_.get(); }
 
     // A credential that knows only the user named in an NTLM AUTHENTICATE: gss-ntlmssp scans its
-    // key file line by line on every AUTHENTICATE (33 ms at 10,000 users), a one-line file costs
-    // microseconds. An unknown user, or a foreign domain, gets an empty file and so fails.
+    // key file line by line on every AUTHENTICATE (tens of ms at 10,000 users: see
+    // bench/README.md), a one-line file costs microseconds. An unknown user, or a foreign domain, gets an empty file and so fails.
     struct one_user_cred {
         std::unique_ptr<memory_key_file> file;
         cred_ptr cred;
