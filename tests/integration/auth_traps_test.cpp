@@ -24,7 +24,8 @@ protected:
     void SetUp() override {
         const auto dir = env().dir();
         const auto user_file = dir / "trap-ntlm-users";
-        std::ofstream(user_file) << "EXSIM:alice:alice-pw\nEXSIM:bob:bob-pw\n";
+        const auto& domain = env().topology().ntlm_domain;
+        std::ofstream(user_file) << domain << ":alice:alice-pw\n" << domain << ":bob:bob-pw\n";
         const auto ccache = "FILE:" + (dir / "trap-alice.cc").string();
         auto kinit = common::find_program("kinit");
         ASSERT_TRUE(kinit) << "kinit (krb5-user) is missing";
@@ -69,7 +70,8 @@ TEST_F(AuthTraps, NtlmAsBobIsSeenAsBob) {
 
 TEST_F(AuthTraps, BobWithAlicesPasswordIsRefusedNotServedAsAlice) {
     for (auto mode : {initiator_mode::ntlm, initiator_mode::kerberos}) {
-        auto r = auth::acquire_user_credentials("bob", "alice-pw", mode, "EXSIM.TEST", "EXSIM");
+        auto r = auth::acquire_user_credentials("bob", "alice-pw", mode, env().topology().realm,
+                                                env().topology().ntlm_domain);
         if (!r.credentials) continue;  // Kerberos: the KDC refuses it already
         auto ini = r.credentials->make_initiator("be1.exsim.test");
         connection c(env().port("be1"));

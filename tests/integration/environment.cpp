@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/json.hpp>
 #include <fmt/format.h>
 
 #include "exsim/common/base64.hpp"
@@ -161,6 +164,50 @@ std::vector<std::string> headers(const response& res, http::field f) {
     auto range = res.equal_range(f);
     for (auto it = range.first; it != range.second; ++it) out.emplace_back(it->value());
     return out;
+}
+
+std::vector<std::string> message_ids(const response& res) {
+    std::vector<std::string> ids;
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(res.body(), ec);
+    const auto* list = !ec && v.is_object() ? v.as_object().if_contains("messages") : nullptr;
+    if (!list || !list->is_array()) {
+        ADD_FAILURE() << "not a message list (" << res.result_int() << "): " << res.body().substr(0, 300);
+        return ids;
+    }
+    for (const auto& m : list->as_array()) {
+        const auto* id = m.is_object() ? m.as_object().if_contains("id") : nullptr;
+        if (!id || !id->is_string()) {
+            ADD_FAILURE() << "a message without an id: " << boost::json::serialize(m);
+            continue;
+        }
+        ids.emplace_back(id->as_string());
+    }
+    return ids;
+}
+
+audit_since audit_since::of_file(std::filesystem::path file) {
+    audit_since a;
+    a.file_ = std::move(file);
+    a.start_ = backend::read_audit_log(a.file_).size();
+    return a;
+}
+
+audit_since::audit_since(const std::string& backend) : audit_since(of_file(realm_environment::get().server(backend).audit_log_file())) {}
+
+std::vector<backend::audit_record> audit_since::records() const {
+    auto all = backend::read_audit_log(file_);
+    if (all.size() <= start_) return {};
+    return {all.begin() + static_cast<std::ptrdiff_t>(start_), all.end()};
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) return condition();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
 }
 
 }  // namespace exsim::testing

@@ -3,17 +3,21 @@
 // seconds), in a temporary folder, stopped at the end. Tests that need isolation use their own
 // users or messages.
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include "exsim/auth/gss.hpp"
 #include "exsim/auth/realm.hpp"
+#include "exsim/backend/audit_log.hpp"
 #include "exsim/backend/server.hpp"
 #include "exsim/common/topology.hpp"
 
@@ -79,5 +83,27 @@ std::string header(const response& res, http::field f);
 // The value of `Authorization: Basic base64(user:password)`; the password defaults to "<user>-pw".
 std::string basic(const std::string& user, const std::string& password = "");
 std::vector<std::string> headers(const response& res, http::field f);
+
+// The message ids of a JSON mailbox list ({"messages":[{"id":...},...]}). A body that is not
+// one is a test failure (an empty list would pass every "not in the list" check).
+std::vector<std::string> message_ids(const response& res);
+
+// The audit lines a back-end appended since this object was made (the log is shared by every
+// test of the program).
+class audit_since {
+public:
+    explicit audit_since(const std::string& backend);  // one of the environment's back-ends
+    static audit_since of_file(std::filesystem::path file);
+    std::vector<backend::audit_record> records() const;
+
+private:
+    audit_since() = default;
+    std::filesystem::path file_;
+    std::size_t start_ = 0;
+};
+
+// Polls `condition` every 10 ms until it holds or `timeout` passes; returns its last value.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
 
 }  // namespace exsim::testing

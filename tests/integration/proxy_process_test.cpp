@@ -94,21 +94,28 @@ TEST(ProxyProcess, Answers502AndStaysUpWhenABackendClosesAFreshConnectionWithout
     EXPECT_TRUE(proxy.running()) << proxy.status();
 }
 
-// backend_sim answers HEAD with its headers and, as Beast writes a whole message, the body too.
-// The proxy must not let those bytes become the start of the next response on that connection.
-TEST(ProxyProcess, AnswersHeadAndServesTheNextRequestOnTheSameBackendConnection) {
-    proxy_process proxy(backend_address("be1"), backend_address("be2"));
+// A back-end that answers HEAD with a body (as Beast writes a whole message). The proxy reads
+// the header and finds the body bytes left in its buffer: it must close that connection
+// (pool.cpp release()), or they would be read as the start of the next response on it.
+TEST(ProxyProcess, AnswersHeadAndNeverReusesABackendConnectionWithBytesLeftAfterIt) {
+    scripted_backend fake([](const auto&, std::size_t) { return scripted_backend::action::answer; });
+    proxy_process proxy(fake.address(), backend_address("be2"));
     ASSERT_NE(proxy.port(), 0) << "exsim proxy did not start; " << proxy.status();
     auto head = try_request(proxy.port(), verb::head, "/exchweb/version.json", /*head=*/true);
     ASSERT_TRUE(head) << proxy.status();
-    EXPECT_LT(head->result_int(), 500);
+    EXPECT_EQ(head->result_int(), 200);
     EXPECT_TRUE(head->body().empty());
-    for (int i = 0; i < 2; ++i) {
-        auto res = try_request(proxy.port(), verb::get, "/exchweb/version.json");
-        ASSERT_TRUE(res) << "GET " << i << " after HEAD got no response; " << proxy.status();
-        EXPECT_EQ(res->result_int(), 200) << "GET " << i << " after HEAD: " << res->body();
-        EXPECT_NE(res->body().find("\"product\":\"exsim\""), std::string::npos) << res->body();
-    }
+
+    auto res = try_request(proxy.port(), verb::get, "/exchweb/version.json");
+    ASSERT_TRUE(res) << "GET after HEAD got no response; " << proxy.status();
+    EXPECT_EQ(res->result_int(), 200) << res->body();
+    EXPECT_EQ(res->body(), "scripted\n");
+
+    const auto requests = fake.requests();
+    ASSERT_EQ(requests.size(), 2u) << "the GET was sent once";
+    EXPECT_EQ(requests[0].method(), verb::head);
+    EXPECT_EQ(requests[1].method(), verb::get);
+    EXPECT_EQ(fake.connections(), 2u) << "the connection the HEAD left bytes on was re-used";
     EXPECT_TRUE(proxy.running()) << proxy.status();
 }
 

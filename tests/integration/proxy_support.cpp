@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace exsim::testing {
 
@@ -29,31 +30,22 @@ std::unique_ptr<proxy::server> start_proxy(const proxy_setup& setup) {
     return p;
 }
 
-audit_since audit_since::of_file(std::filesystem::path file) {
-    audit_since a;
-    a.file_ = std::move(file);
-    a.start_ = backend::read_audit_log(a.file_).size();
-    return a;
-}
-
-audit_since::audit_since(const std::string& backend) : audit_since(of_file(realm_environment::get().server(backend).audit_log_file())) {}
-
-std::vector<backend::audit_record> audit_since::records() const {
-    auto all = backend::read_audit_log(file_);
-    if (all.size() <= start_) return {};
-    return {all.begin() + static_cast<std::ptrdiff_t>(start_), all.end()};
-}
-
 std::set<std::uint64_t> connections(const std::vector<backend::audit_record>& records) {
     std::set<std::uint64_t> out;
     for (const auto& r : records) out.insert(r.conn);
     return out;
 }
 
-std::map<std::uint64_t, std::set<std::string>> identities_by_connection(const std::vector<backend::audit_record>& records) {
-    std::map<std::uint64_t, std::set<std::string>> out;
-    for (const auto& r : records) out[r.conn].insert(r.identity);
-    return out;
+::testing::AssertionResult one_user_per_connection(const std::vector<backend::audit_record>& records) {
+    std::map<std::uint64_t, std::set<std::string>> served;
+    for (const auto& r : records) served[r.conn].insert(r.on_behalf_of);
+    std::vector<std::string> shared;
+    for (const auto& [conn, users] : served)
+        if (users.size() > 1) shared.push_back(fmt::format("conn {} served {}", conn, fmt::join(users, ",")));
+    if (shared.empty()) return ::testing::AssertionSuccess() << served.size() << " connections, one user each";
+    return ::testing::AssertionFailure() << shared.size() << " of " << served.size()
+                                         << " back-end connections served more than one user: "
+                                         << fmt::format("{}", fmt::join(shared, "; "));
 }
 
 std::map<std::uint64_t, std::size_t> records_by_connection(const std::vector<backend::audit_record>& records) {
@@ -78,15 +70,6 @@ std::int64_t handshakes(const proxy::server& p, proxy::handshake_mechanism m) {
     return proxy::total(p.metrics(), [m](const proxy::worker_metrics& w) -> const auto& {
         return w.handshakes[static_cast<std::size_t>(m)];
     });
-}
-
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!condition()) {
-        if (std::chrono::steady_clock::now() >= deadline) return condition();
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return true;
 }
 
 response as_user(const proxy::server& p, const std::string& user, http::verb method, const std::string& target,
@@ -167,15 +150,6 @@ void scripted_backend::run() {
         s.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
         s.close(ec);
     }
-}
-
-std::vector<std::string> message_ids(const response& res) {
-    std::vector<std::string> ids;
-    boost::system::error_code ec;
-    auto v = boost::json::parse(res.body(), ec);
-    if (ec || !v.is_object() || !v.as_object().contains("messages")) return ids;
-    for (const auto& m : v.at("messages").as_array()) ids.emplace_back(m.at("id").as_string());
-    return ids;
 }
 
 std::string mail_json(const std::string& to, const std::string& subject, const std::string& body) {

@@ -3,6 +3,7 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -154,11 +155,21 @@ public:
         return res;
     }
 
-    // True when the server has closed the connection.
-    bool closed() {
-        char byte;
+    // True when the server closes the connection within `timeout` (a peek sees EOF or a reset);
+    // false when it is still open by then or sends more bytes.
+    bool closed(std::chrono::milliseconds timeout = std::chrono::seconds(2)) {
+        auto& socket = stream_.socket();
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
         beast::error_code ec;
-        stream_.socket().read_some(net::buffer(&byte, 1), ec);
+        socket.non_blocking(true);
+        for (;;) {
+            char byte;
+            ec = {};
+            socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, ec);
+            if (ec != net::error::would_block || std::chrono::steady_clock::now() >= deadline) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        socket.non_blocking(false);
         return ec == net::error::eof || ec == net::error::connection_reset;
     }
 
