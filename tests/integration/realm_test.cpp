@@ -59,10 +59,12 @@ TEST_F(RealmLifeCycle, SameDirectoryIsReusedAndAChangedOneIsRecreated) {
     EXPECT_FALSE(auth::realm::create(t_, dir_).timings().reused);
 }
 
-TEST_F(RealmLifeCycle, FrontEndSettingsDoNotRecreateTheRealm) {
+TEST_F(RealmLifeCycle, SettingsOutsideTheRealmDoNotRecreateIt) {
     auth::realm::create(t_, dir_);
     t_.frontend.policy = "legacy";
     t_.frontend.pool.max_connections = 3;
+    t_.backends[0].auth_providers = {"NTLM"};
+    t_.users[0].home = "be2";  // where a mailbox lives is not part of the realm either
     EXPECT_TRUE(auth::realm::create(t_, dir_).timings().reused);
 }
 
