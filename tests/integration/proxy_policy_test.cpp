@@ -476,9 +476,8 @@ TEST(ProxyPinned, ClosesThePinWhenItsClientConnectionSwitchesUser) {
     EXPECT_EQ(closed(*p, close_reason::pin_rebound), 1);
 }
 
-// pool.cpp's evict_one_idle(): "At the connection cap, an idle connection that this request may
-// not use (another user's partition, or a pinned one's client is idle) is closed to make room."
-// A pin is only in the pool while its client is between requests, so it is such a connection.
+// pool.cpp's evict_one_idle(): at the connection cap, the least recently used pin is closed to
+// make room. A pin is only in the pool while its client is between requests.
 TEST(ProxyPinned, ClosesAnIdleClientsPinToMakeRoomAtTheConnectionCap) {
     audit_since be2("be2");
     common::pool_settings pool;
