@@ -353,6 +353,18 @@ server::~server() {
 
 std::uint16_t server::port() const { return impl_->acceptor.local_endpoint().port(); }
 const std::string& server::backend() const { return impl_->backend.name; }
+server_options realm_backend_options(const common::topology& t, const auth::realm& r, const std::string& name,
+                                     const std::filesystem::path& state_dir) {
+    server_options o;
+    o.backend = name;
+    o.state_dir = state_dir;
+    o.acceptor.keytab = r.paths().keytab(name);
+    o.acceptor.ntlm_user_file = r.paths().ntlm_user_file(name);
+    o.acceptor.realm = t.realm;
+    o.acceptor.ntlm_domain = t.ntlm_domain;
+    return o;
+}
+
 std::filesystem::path server::audit_log_file() const { return impl_->audit.path(); }
 std::filesystem::path server::database_file() const {
     return mailbox_database_path(impl_->options.state_dir, impl_->backend.name);

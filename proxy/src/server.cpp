@@ -20,8 +20,8 @@
 #include <openssl/crypto.h>
 
 #include "exsim/auth/gss.hpp"
+#include "exsim/auth/http_auth.hpp"
 #include "exsim/common/accept_loop.hpp"
-#include "exsim/common/base64.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/proxy/admin_server.hpp"
 #include "exsim/proxy/policy.hpp"
@@ -69,60 +69,6 @@ bool is_hop_by_hop(std::string_view name) {
 bool is_idempotent(http::verb v) {
     return v == http::verb::get || v == http::verb::head || v == http::verb::options || v == http::verb::delete_ ||
            v == http::verb::put || v == http::verb::trace;
-}
-
-std::string token_header(auth::scheme s, const std::vector<std::uint8_t>& token) {
-    return fmt::format("{} {}", auth::scheme_name(s), common::base64_encode(token.data(), token.size()));
-}
-
-// The offered schemes of a 401 ("Negotiate", "NTLM"), and the token of `ours` when there is one.
-struct challenge {
-    std::vector<std::string> offers;
-    std::optional<std::vector<std::uint8_t>> token;
-};
-
-template <class Fields>
-challenge read_challenge(const Fields& fields, std::optional<auth::scheme> ours) {
-    challenge c;
-    for (const auto& f : fields) {
-        if (f.name() != http::field::www_authenticate) continue;
-        const std::string_view v = f.value();
-        const auto space = v.find(' ');
-        const auto name = v.substr(0, space);
-        if (auto s = auth::parse_scheme(name)) {
-            const auto canonical = std::string(auth::scheme_name(*s));
-            if (std::find(c.offers.begin(), c.offers.end(), canonical) == c.offers.end()) c.offers.push_back(canonical);
-            if (ours && *s == *ours && space != std::string_view::npos) c.token = common::base64_decode(v.substr(space + 1));
-        }
-    }
-    return c;
-}
-
-bool offers_negotiate(const std::vector<std::string>& offers) {
-    return std::find(offers.begin(), offers.end(), "Negotiate") != offers.end();
-}
-
-// The initiator mode for a back-end that offers `offers` (empty: not known yet, try Negotiate).
-// nullopt: require_kerberos and the back-end offers only NTLM.
-std::optional<auth::initiator_mode> mode_for(const std::vector<std::string>& offers, bool require_kerberos) {
-    if (offers.empty() || offers_negotiate(offers))
-        return require_kerberos ? auth::initiator_mode::kerberos : auth::initiator_mode::negotiate;
-    if (require_kerberos) return std::nullopt;
-    return auth::initiator_mode::ntlm;
-}
-
-// credential_cache::async_get as an awaitable: acquisition on the cache's blocking pool, the
-// result back on the caller's executor.
-auto async_credentials(auth::credential_cache& cache, const std::string& user, const std::string& password,
-                       auth::initiator_mode mode, const std::string& host) {
-    return net::async_initiate<const net::use_awaitable_t<>&, void(auth::credential_result)>(
-        [&cache, user, password, mode, host](auto handler) {
-            auto ex = net::get_associated_executor(handler);
-            auto shared = std::make_shared<decltype(handler)>(std::move(handler));  // std::function copies
-            cache.async_get(user, password, mode, ex, [shared](auth::credential_result r) { (*shared)(std::move(r)); },
-                            host);
-        },
-        net::use_awaitable);
 }
 
 }  // namespace
@@ -372,7 +318,7 @@ private:
     // first use), a fresh initiator, its first token. Returns an error text on failure.
     awaitable<std::string> start_handshake(exchange& ex, backend_pool& pool, const std::string& user,
                                            const std::string& password) {
-        auto mode = mode_for(pool.offers, settings().require_kerberos);
+        auto mode = auth::mode_for(pool.offers, settings().require_kerberos);
         if (!mode) {
             add(metrics().kerberos_required_refusals);
             co_return fmt::format("back-end {} offers only NTLM and require_kerberos is set: refusing to fall back "
@@ -407,7 +353,7 @@ private:
         // (kept in the credential's own cache), run on the shared cache's blocking pool: never
         // on this loop. The operation is a named local: GCC 12 destroys a closure built inside
         // a co_await expression twice.
-        auto acquisition = async_credentials(*srv_.credentials, user, password, mode, host);
+        auto acquisition = auth::async_credentials(*srv_.credentials, user, password, mode, host);
         auto result = co_await std::move(acquisition);
         if (!result.credentials) result.fresh_until = std::chrono::steady_clock::now() + credential_failure_lifetime;
         worker_.credentials[key] = result;
@@ -459,7 +405,7 @@ private:
                                         fmt::format("back-end {}: the handshake did not finish in {} legs",
                                                     pool.backend().name, limits().max_handshake_legs));
             auto out = backend_request(req, target, user, pool);
-            if (ex.initiator) out.set(http::field::authorization, token_header(ex.initiator->http_scheme(), ex.step.token));
+            if (ex.initiator) out.set(http::field::authorization, auth::token_header(ex.initiator->http_scheme(), ex.step.token));
             // A raw NTLM NEGOTIATE can never be the last leg: it carries no body (as browsers do).
             const bool bodyless = ex.initiator && ex.initiator->http_scheme() == auth::scheme::ntlm &&
                                   ex.step.status == auth::step_status::continue_needed;
@@ -508,7 +454,7 @@ private:
             auto& res = rp.get();
             std::optional<auth::scheme> ours;
             if (ex.initiator) ours = ex.initiator->http_scheme();
-            auto ch = read_challenge(res, ours);
+            auto ch = auth::read_challenge(res, ours);
 
             if (res.result() != http::status::unauthorized) {
                 if (ex.initiator) {
@@ -574,7 +520,7 @@ private:
         beast::error_code ec = wec;
         if (!ec) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
         if (ec) co_return fmt::format("back-end {}: {}", pool.backend().name, ec.message());
-        auto ch = read_challenge(rp.get(), std::nullopt);
+        auto ch = auth::read_challenge(rp.get(), std::nullopt);
         if (!ch.offers.empty()) pool.offers = ch.offers;
         if (!rp.get().keep_alive() || ex.conn->buffer.size() != 0)
             co_return fmt::format("back-end {}: closed the connection after an unauthenticated HEAD", pool.backend().name);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "exsim/auth/gss.hpp"
+#include "exsim/auth/realm.hpp"
 #include "exsim/common/topology.hpp"
 
 namespace exsim::backend {
@@ -37,6 +38,10 @@ struct server_options {
     bool reset_store = false;                  // start from the seed again
     server_limits limits;
 };
+
+// The options of back-end `name` with its keytab and NTLM file from realm `r` (the rest default).
+server_options realm_backend_options(const common::topology& t, const auth::realm& r, const std::string& name,
+                                     const std::filesystem::path& state_dir);
 
 class server {
 public:
