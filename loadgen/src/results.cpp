@@ -1,0 +1,56 @@
+#include "exsim/loadgen/results.hpp"
+
+#include <fmt/format.h>
+
+namespace exsim::loadgen {
+
+// A switch rather than a table, so that -Wswitch flags an operation added without a name.
+std::string_view op_name(op o) {
+    switch (o) {
+        case op::list: return "list";
+        case op::read: return "read";
+        case op::send: return "send";
+        case op::del: return "delete";
+    }
+    return "unknown";
+}
+
+void op_stats::merge(const op_stats& other) {
+    requests += other.requests;
+    errors += other.errors;
+    leaks += other.leaks;
+    tampers += other.tampers;
+    for (const auto& [kind, n] : other.errors_by_kind) errors_by_kind[kind] += n;
+    latency.merge(other.latency);
+    backend_connections += other.backend_connections;
+    handshakes += other.handshakes;
+}
+
+op_stats load_result::total() const {
+    op_stats t;
+    for (const auto& s : ops) t.merge(s);
+    return t;
+}
+
+bool load_result::audit_agrees() const {
+    if (!audit_cross_user) return true;
+    const op_stats t = total();
+    return *audit_cross_user == t.leaks + t.tampers;
+}
+
+std::vector<std::string> failed_thresholds(const load_result& r, const thresholds& t) {
+    std::vector<std::string> failed;
+    const op_stats total = r.total();
+    if (t.max_leaks && total.leaks + total.tampers > *t.max_leaks)
+        failed.push_back(fmt::format("max-leaks: {} leaks+tampers > {}", total.leaks + total.tampers, *t.max_leaks));
+    const double p99_ms = static_cast<double>(total.latency.percentile(99)) / 1000.0;
+    if (t.max_p99_ms && p99_ms > *t.max_p99_ms)
+        failed.push_back(fmt::format("max-p99-ms: p99 {:.2f} ms > {:g} ms", p99_ms, *t.max_p99_ms));
+    const double error_rate =
+        total.requests ? static_cast<double>(total.errors) / static_cast<double>(total.requests) : 0.0;
+    if (t.max_error_rate && error_rate > *t.max_error_rate)
+        failed.push_back(fmt::format("max-error-rate: {:.4g} > {:g}", error_rate, *t.max_error_rate));
+    return failed;
+}
+
+}  // namespace exsim::loadgen
