@@ -1,11 +1,16 @@
-// exsim: the one command line. Subcommands: realm, backend, proxy, up (load, demo and trace
-// arrive with their components). Configuration errors exit with 2 and one clear message.
+// exsim: the one command line. Subcommands: demo, load, up, realm, backend, proxy (trace arrives
+// with its component). Configuration errors exit with 2 and one clear message; a load run whose
+// thresholds failed exits with 99 (as k6 does).
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <csignal>
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -17,9 +22,13 @@
 #include <fmt/format.h>
 
 #include "exsim/auth/realm.hpp"
+#include "exsim/backend/audit_log.hpp"
 #include "exsim/backend/server.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/common/topology.hpp"
+#include "exsim/loadgen/demo.hpp"
+#include "exsim/loadgen/load.hpp"
+#include "exsim/loadgen/report.hpp"
 #include "exsim/proxy/server.hpp"
 
 namespace po = boost::program_options;
@@ -31,6 +40,8 @@ namespace {
 constexpr const char* usage = R"(usage: exsim <command> [options]
 
 commands:
+  demo      the whole story in one command: every policy x back-end auth, side by side
+  load      load generator with the leak oracle, through the front-end or pass-through
   up        realm + KDC + back-ends + front-end of a topology; writes <state-dir>/endpoints.env
   realm     create the Kerberos realm and NTLM files, then run the KDC
   backend   run one back-end mailbox server of the topology
@@ -63,8 +74,10 @@ void add_common(po::options_description& d, common_options& o) {
         "log-level", po::value(&o.log_level)->default_value(o.log_level), "trace|debug|info|warn|error");
 }
 
-bool parse(const std::vector<std::string>& args, po::options_description& d, const char* what) {
-    po::variables_map vm;
+bool parse(const std::vector<std::string>& args, po::options_description& d, const char* what,
+           po::variables_map* parsed = nullptr) {
+    po::variables_map local;
+    po::variables_map& vm = parsed ? *parsed : local;
     try {
         po::store(po::command_line_parser(args).options(d).run(), vm);
         po::notify(vm);
@@ -186,16 +199,10 @@ std::string env_name(const std::string& backend) {
 std::unique_ptr<backend::server> make_backend(const common::topology& t, const auth::realm& r,
                                               const std::string& name, const fs::path& state, std::uint16_t port,
                                               std::size_t threads, bool reset) {
-    backend::server_options o;
-    o.backend = name;
+    auto o = backend::realm_backend_options(t, r, name, state);
     o.port = port;
     o.threads = threads;
-    o.state_dir = state;
     o.reset_store = reset;
-    o.acceptor.keytab = r.paths().keytab(name);
-    o.acceptor.ntlm_user_file = r.paths().ntlm_user_file(name);
-    o.acceptor.realm = t.realm;
-    o.acceptor.ntlm_domain = t.ntlm_domain;
     return std::make_unique<backend::server>(t, o);
 }
 
@@ -339,6 +346,199 @@ int cmd_proxy(const std::vector<std::string>& args) {
     return 0;
 }
 
+// SIGINT or SIGTERM sets the flag (a load run stops issuing requests, finishes the ones in
+// flight and reports); a second one exits at once.
+const std::atomic<bool>& stop_flag_on_signals() {
+    static std::atomic<bool> flag{false};
+    const auto set = block_stop_signals();
+    std::thread([set] {
+        for (int sig = 0;;) {
+            sigwait(&set, &sig);
+            if (flag.exchange(true)) std::_Exit(128 + sig);
+            common::logger("exsim")->warn("received {}, stopping after the requests in flight (again to quit now)",
+                                          sig == SIGINT ? "SIGINT" : "SIGTERM");
+        }
+    }).detach();
+    return flag;
+}
+
+// The `export KEY=VALUE` lines of <state>/endpoints.env that `exsim up` wrote; empty when absent.
+std::map<std::string, std::string> read_endpoints(const fs::path& state) {
+    std::map<std::string, std::string> env;
+    std::ifstream in(state / "endpoints.env");
+    for (std::string line; std::getline(in, line);) {
+        if (!line.starts_with("export ")) continue;
+        const auto eq = line.find('=');
+        if (eq != std::string::npos) env[line.substr(7, eq - 7)] = line.substr(eq + 1);
+    }
+    return env;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    for (std::string item; std::getline(in, item, ',');)
+        if (!item.empty()) out.push_back(item);
+    return out;
+}
+
+// Writes the reports asked for; returns the process's exit code from the thresholds.
+struct report_options {
+    std::string json, html;
+};
+
+void add_reports(po::options_description& d, report_options& r) {
+    d.add_options()("json", po::value(&r.json), "write the results as JSON to FILE")(
+        "html", po::value(&r.html), "write a self-contained HTML report with charts to FILE");
+}
+
+int cmd_load(const std::vector<std::string>& args) {
+    common_options o;
+    report_options out;
+    loadgen::load_options l;
+    std::string mechanism = "auto", users, mix;
+    double think_ms = 0, ramp_s = 0, duration_s = 10;
+    std::uint64_t timeout_ms = 30'000;
+    std::vector<std::string> audit;
+    bool passthrough = false, no_audit = false;
+    loadgen::thresholds th;
+    std::uint64_t max_leaks = 0;
+    double max_p99 = 0, max_error_rate = 0;
+    po::options_description d("exsim load");
+    add_common(d, o);
+    add_reports(d, out);
+    d.add_options()("url", po::value(&l.url), "where to send requests (default: EXSIM_PROXY_URL of <state-dir>/endpoints.env)")(
+        "passthrough", po::bool_switch(&passthrough), "each virtual user authenticates itself with Negotiate/NTLM (to a back-end or any proxy)")(
+        "mechanism", po::value(&mechanism)->default_value(mechanism), "pass-through: auto | negotiate | kerberos | ntlm")(
+        "connect-to", po::value(&l.connect_to), "ADDRESS:PORT to connect to instead of resolving the URL's host")(
+        "users", po::value(&users), "comma-separated users (default: every user; pass-through to a back-end: its users)")(
+        "sessions", po::value(&l.sessions)->default_value(0), "concurrent sessions (0: one per user)")(
+        "threads", po::value(&l.threads)->default_value(1), "load generator threads")(
+        "rate", po::value(&l.rate)->default_value(0), "open model: requests per second in total (0: closed model)")(
+        "think-ms", po::value(&think_ms)->default_value(0), "closed model: mean think time between a session's requests")(
+        "ramp-up", po::value(&ramp_s)->default_value(0), "seconds over which sessions start")(
+        "duration", po::value(&duration_s)->default_value(duration_s), "seconds to run (ramp-up included)")(
+        "requests", po::value(&l.requests)->default_value(0), "stop after N requests instead of a duration")(
+        "mix", po::value(&mix), "operation weights, e.g. list=50,read=30,send=10,delete=10 (the default)")(
+        "seed", po::value(&l.seed)->default_value(1), "random seed of the sessions' choices")(
+        "warmup", po::value(&l.warmup)->default_value(0), "unmeasured Inbox lists per session before the run")(
+        "timeout-ms", po::value(&timeout_ms)->default_value(timeout_ms), "per request, handshake included")(
+        "ca-file", po::value<std::string>(), "PEM trust anchors for https (default: <state-dir>/tls/proxy-cert.pem for the state's front-end)")(
+        "insecure", po::bool_switch(&l.insecure), "https without verifying the certificate")(
+        "metrics-url", po::value(&l.metrics_url), "front-end metrics to read before and after (default: the state's)")(
+        "audit", po::value(&audit)->composing(), "a back-end audit log to read (default: <state-dir>/audit-*.jsonl)")(
+        "no-audit", po::bool_switch(&no_audit), "do not read audit logs")(
+        "max-leaks", po::value(&max_leaks), "threshold: leaks + tampers")(
+        "max-p99-ms", po::value(&max_p99), "threshold: total p99 latency in ms")(
+        "max-error-rate", po::value(&max_error_rate), "threshold: errors / requests (0..1)");
+    po::variables_map vm;
+    if (!parse(args, d, "load", &vm)) return 0;
+    if (vm.count("max-leaks")) th.max_leaks = max_leaks;
+    if (vm.count("max-p99-ms")) th.max_p99_ms = max_p99;
+    if (vm.count("max-error-rate")) {
+        if (max_error_rate < 0 || max_error_rate > 1) throw common::config_error("--max-error-rate: must be within 0..1");
+        th.max_error_rate = max_error_rate;
+    }
+    if (think_ms < 0 || ramp_s < 0 || duration_s <= 0)
+        throw common::config_error("--think-ms, --ramp-up, --duration: must not be negative (duration above 0)");
+
+    const fs::path state = fs::absolute(o.state_dir);
+    const auto env = read_endpoints(state);
+    auto from_env = [&](const char* key) { auto it = env.find(key); return it == env.end() ? std::string() : it->second; };
+    if (o.config.empty() && !from_env("EXSIM_DIRECTORY").empty()) o.config = from_env("EXSIM_DIRECTORY");
+    l.directory = load(o);
+    l.mode = passthrough ? loadgen::entry::passthrough : loadgen::entry::frontend;
+    const bool state_frontend = l.url.empty() || l.url == from_env("EXSIM_PROXY_URL");
+    if (l.url.empty()) {
+        if (passthrough) throw common::config_error("--url: pass-through needs the URL of a back-end or a proxy");
+        l.url = from_env("EXSIM_PROXY_URL");
+        if (l.url.empty())
+            throw common::config_error(fmt::format(
+                "--url: not given and {} has no EXSIM_PROXY_URL (run 'exsim up' first, or give --url)",
+                (state / "endpoints.env").string()));
+    }
+    if (!passthrough && state_frontend) {
+        if (l.metrics_url.empty()) l.metrics_url = from_env("EXSIM_METRICS_URL");
+        l.policy = from_env("EXSIM_POLICY");
+    }
+    if (vm.count("ca-file")) l.ca_file = vm["ca-file"].as<std::string>();
+    else if (state_frontend && fs::exists(state / "tls" / "proxy-cert.pem")) l.ca_file = state / "tls" / "proxy-cert.pem";
+    // Pass-through at a back-end of this state by its host name: connect to where it listens.
+    if (passthrough && l.connect_to.empty())
+        for (const auto& b : l.directory.backends)
+            if (l.url.find("//" + b.host + ":") != std::string::npos) l.connect_to = from_env(("EXSIM_BACKEND_" + env_name(b.name) + "_ADDR").c_str());
+    if (mechanism != "auto") {
+        l.mechanism = auth::parse_mode(mechanism);
+        if (!l.mechanism) throw common::config_error(fmt::format("--mechanism: '{}' is not auto, negotiate, kerberos or ntlm", mechanism));
+    }
+    l.users = split_list(users);
+    if (!mix.empty()) l.mix = loadgen::parse_mix(mix);
+    l.think = std::chrono::milliseconds(static_cast<std::int64_t>(think_ms));
+    l.ramp_up = std::chrono::milliseconds(static_cast<std::int64_t>(ramp_s * 1000));
+    l.duration = std::chrono::milliseconds(static_cast<std::int64_t>(duration_s * 1000));
+    l.timeout = std::chrono::milliseconds(timeout_ms);
+    if (!no_audit) {
+        for (const auto& a : audit) l.audit_logs.emplace_back(a);
+        if (audit.empty() && !env.empty())
+            for (const auto& b : l.directory.backends)
+                if (fs::exists(backend::audit_log_path(state, b.name))) l.audit_logs.push_back(backend::audit_log_path(state, b.name));
+    }
+    l.progress = true;
+    l.stop = &stop_flag_on_signals();
+    if (passthrough && fs::exists(state / "realm")) auth::realm::open(l.directory, state).apply_environment();
+
+    const auto result = loadgen::run_load(l);
+    std::cout << loadgen::render_table(result) << std::flush;
+    if (!out.json.empty()) write_file(out.json, loadgen::to_json(result));
+    if (!out.html.empty()) write_file(out.html, loadgen::render_html(result));
+    const auto failed = loadgen::failed_thresholds(result, th);
+    for (const auto& f : failed) std::cerr << "exsim load: threshold failed: " << f << "\n";
+    return failed.empty() ? 0 : 99;
+}
+
+int cmd_demo(const std::vector<std::string>& args) {
+    common_options o;
+    report_options out;
+    loadgen::demo_options demo;
+    std::string policies, auths;
+    po::options_description d("exsim demo");
+    add_reports(d, out);
+    d.add_options()("help,h", "show this help")("quick", po::bool_switch(&demo.quick), "a shorter run (under a minute on 2 cores)")(
+        "requests", po::value(&demo.requests)->default_value(0), "requests per run (0: 1500 with --quick, 10000 without)")(
+        "sessions", po::value(&demo.sessions)->default_value(0), "concurrent sessions (0: one per user)")(
+        "extra-users", po::value(&demo.extra_users)->default_value(demo.extra_users), "generated users added to alice, bob, carol and dave")(
+        "workers", po::value(&demo.workers)->default_value(0), "front-end worker threads (0: one per core)")(
+        "policies", po::value(&policies), "comma-separated policies (default: all five)")(
+        "backend-auths", po::value(&auths), "comma-separated: negotiate, ntlm, kerberos-persist (default: all three)")(
+        "state-dir", po::value<std::string>(), "keep the realm, stores and audit logs here (default: a temporary folder, removed)")(
+        "log-level", po::value(&o.log_level)->default_value("error"),
+        "trace|debug|info|warn|error (the NTLM warnings of every run are in the table's handshakes)");
+    po::variables_map vm_state;
+    if (!parse(args, d, "demo", &vm_state)) return 0;
+    common::set_log_level(o.log_level);
+    demo.policies = split_list(policies);
+    demo.backend_auths = split_list(auths);
+    demo.progress = true;
+    const bool tty = isatty(STDOUT_FILENO);
+    demo.on_run = [tty](const loadgen::demo_run& r) {
+        if (!tty) return;
+        const auto t = r.result.total();
+        std::cout << fmt::format("  {:<9} {:<17} {:>7} requests  {:>7.0f} req/s  {:>5} leaks  {:>5} tampers\n", r.policy,
+                                 r.backend_auth, t.requests, r.result.rps(), t.leaks, t.tampers)
+                  << std::flush;
+    };
+    demo.stop = &stop_flag_on_signals();
+    if (vm_state.count("state-dir")) demo.state_dir = vm_state["state-dir"].as<std::string>();
+    const auto started = std::chrono::steady_clock::now();
+    const auto runs = loadgen::run_demo(demo);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::cout << "\n" << loadgen::render_demo_table(runs) << "\n" << loadgen::demo_summary(runs) << "\n"
+              << fmt::format("\n{} runs in {:.1f} s.\n", runs.size(), secs) << std::flush;
+    if (!out.json.empty()) write_file(out.json, loadgen::demo_json(runs));
+    if (!out.html.empty()) write_file(out.html, loadgen::render_demo_html(runs));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -349,7 +549,7 @@ int main(int argc, char** argv) {
     const std::string command = argv[1];
     const std::vector<std::string> args(argv + 2, argv + argc);
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
-        {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy}};
+        {"demo", cmd_demo}, {"load", cmd_load}, {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy}};
     auto it = commands.find(command);
     if (it == commands.end()) {
         std::cerr << fmt::format("exsim: unknown command '{}'\n", command) << usage;

@@ -1,0 +1,125 @@
+#include "exsim/loadgen/demo.hpp"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "exsim/auth/realm.hpp"
+#include "exsim/backend/server.hpp"
+#include "exsim/common/log.hpp"
+#include "exsim/loadgen/load.hpp"
+#include "exsim/proxy/server.hpp"
+
+namespace exsim::loadgen {
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& demo_backend_auths() {
+    static const std::vector<std::string> names{"negotiate", "ntlm", "kerberos-persist"};
+    return names;
+}
+
+namespace {
+
+common::topology demo_topology(std::size_t extra_users) {
+    auto t = common::generated_topology(extra_users);
+    return common::parse_topology(common::to_json(t), "the demo topology");
+}
+
+common::topology configured(common::topology t, const std::string& backend_auth, const std::string& policy) {
+    common::override_backend_auth(t, backend_auth == "ntlm" ? "ntlm" : "negotiate");
+    for (auto& b : t.backends) b.persist_kerberos = backend_auth == "kerberos-persist";
+    t.frontend.policy = policy;
+    return t;
+}
+
+void check_names(const std::vector<std::string>& asked, const std::vector<std::string>& known, const char* what) {
+    for (const auto& n : asked)
+        if (std::find(known.begin(), known.end(), n) == known.end())
+            throw common::config_error(fmt::format("{}: unknown '{}' (expected one of {})", what, n, fmt::join(known, ", ")));
+}
+
+// A temporary state folder, removed with everything in it at the end of the demo.
+struct temporary_folder {
+    fs::path path;
+    temporary_folder() {
+        std::string pattern = (fs::temp_directory_path() / "exsim-demo-XXXXXX").string();
+        if (!mkdtemp(pattern.data())) throw std::runtime_error("cannot create a temporary folder for the demo");
+        path = pattern;
+    }
+    ~temporary_folder() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+demo_run run_one(const common::topology& base, const auth::realm& realm, const fs::path& state,
+                 const demo_options& o, const std::string& backend_auth, const std::string& policy) {
+    const auto t = configured(base, backend_auth, policy);
+    std::vector<std::unique_ptr<backend::server>> backends;
+    proxy::proxy_options po;
+    po.workers = o.workers;
+    po.state_dir = state;
+    load_options lo;
+    for (const auto& b : t.backends) {
+        auto bo = backend::realm_backend_options(t, realm, b.name, state);
+        bo.reset_store = true;  // every run starts from the same seeded mailboxes
+        backends.push_back(std::make_unique<backend::server>(t, bo));
+        backends.back()->start();
+        po.backends[b.name] = fmt::format("127.0.0.1:{}", backends.back()->port());
+        lo.audit_logs.push_back(backends.back()->audit_log_file());
+    }
+    proxy::server frontend(t, po);
+    frontend.start();
+
+    lo.mode = entry::frontend;
+    lo.url = frontend.url();
+    lo.ca_file = state / "tls" / "proxy-cert.pem";
+    lo.directory = t;
+    lo.sessions = o.sessions;
+    lo.requests = o.requests ? o.requests : (o.quick ? 1500 : 10000);
+    lo.seed = 2004;  // the same choices in every run
+    lo.warmup = 1;   // the table compares steady states, not credential acquisition
+    lo.metrics_url = frontend.metrics_url();
+    lo.policy = policy;
+    lo.backend_auth = backend_auth;
+    lo.progress = o.progress;
+    lo.stop = o.stop;
+    demo_run run{policy, backend_auth, run_load(lo)};
+    frontend.stop();
+    for (auto& b : backends) b->stop();
+    return run;
+}
+
+}  // namespace
+
+std::vector<demo_run> run_demo(const demo_options& o) {
+    check_names(o.policies, common::policy_names(), "--policies");
+    check_names(o.backend_auths, demo_backend_auths(), "--backend-auths");
+    const auto& policies = o.policies.empty() ? common::policy_names() : o.policies;
+    const auto& auths = o.backend_auths.empty() ? demo_backend_auths() : o.backend_auths;
+
+    std::optional<temporary_folder> temporary;
+    const fs::path state = o.state_dir.empty() ? temporary.emplace().path : fs::absolute(o.state_dir);
+    fs::create_directories(state);
+    const auto base = demo_topology(o.extra_users);
+    auto realm = auth::realm::create(base, state);
+    realm.apply_environment();
+    realm.start_kdc();
+
+    std::vector<demo_run> runs;
+    for (const auto& backend_auth : auths) {
+        for (const auto& policy : policies) {
+            if (o.stop && o.stop->load()) break;
+            common::logger("demo")->info("run: policy {} with back-ends {}", policy, backend_auth);
+            runs.push_back(run_one(base, realm, state, o, backend_auth, policy));
+            if (o.on_run) o.on_run(runs.back());
+        }
+    }
+    realm.stop_kdc();
+    return runs;
+}
+
+}  // namespace exsim::loadgen

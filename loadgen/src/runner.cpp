@@ -1,0 +1,644 @@
+#include "exsim/loadgen/load.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <map>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+#include "exsim/auth/gss.hpp"
+#include "exsim/auth/http_auth.hpp"
+#include "exsim/backend/audit_log.hpp"
+#include "exsim/common/base64.hpp"
+#include "exsim/common/log.hpp"
+#include "exsim/loadgen/oracle.hpp"
+
+namespace exsim::loadgen {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+namespace json = boost::json;
+using tcp = net::ip::tcp;
+using net::awaitable;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::size_t max_handshake_legs = 6;
+constexpr std::size_t max_response_body = 8 * 1024 * 1024;
+
+struct target {
+    bool tls = false;
+    std::string host;          // for Host, SNI and the HTTP@host service
+    std::string connect_host;  // where to connect
+    std::string port;
+};
+
+target parse_target(const load_options& o) {
+    auto u = boost::urls::parse_uri(o.url);
+    if (!u) throw common::config_error(fmt::format("--url: '{}' is not a URL ({})", o.url, u.error().message()));
+    target t;
+    const auto scheme = u->scheme();
+    if (scheme != "http" && scheme != "https")
+        throw common::config_error(fmt::format("--url: scheme '{}' is not http or https", scheme));
+    t.tls = scheme == "https";
+    t.host = u->host();
+    if (t.host.empty()) throw common::config_error(fmt::format("--url: '{}' has no host", o.url));
+    t.port = u->has_port() ? std::string(u->port()) : (t.tls ? "443" : "80");
+    t.connect_host = t.host;
+    if (!o.connect_to.empty()) {
+        const auto colon = o.connect_to.rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == o.connect_to.size())
+            throw common::config_error(fmt::format("--connect-to: '{}' is not ADDRESS:PORT", o.connect_to));
+        t.connect_host = o.connect_to.substr(0, colon);
+        t.port = o.connect_to.substr(colon + 1);
+    }
+    if (o.mode == entry::frontend && !t.tls && o.url.find("127.0.0.1") == std::string::npos)
+        common::logger("load")->warn("sending Basic passwords over plain HTTP to {}", o.url);
+    return t;
+}
+
+// The users that take part, in an order that alternates back-ends (sessions are dealt in it).
+std::vector<const common::user_entry*> pick_users(const load_options& o, const target& t) {
+    const auto& d = o.directory;
+    std::vector<const common::user_entry*> chosen;
+    for (const auto& name : o.users) {
+        const auto* u = d.find_user(name);
+        if (!u) throw common::config_error(fmt::format("--users: no user '{}' in the directory", name));
+        chosen.push_back(u);
+    }
+    if (chosen.empty()) {
+        // Straight at a back-end, only its own users have a mailbox there.
+        const common::backend_config* only = nullptr;
+        if (o.mode == entry::passthrough)
+            for (const auto& b : d.backends)
+                if (b.host == t.host) only = &b;
+        for (const auto& u : d.users)
+            if (!only || u.home == only->name) chosen.push_back(&u);
+    }
+    if (chosen.empty()) throw common::config_error("--users: no user to run");
+    // Rank = how many users of the same back-end come before; sorting by it deals back-ends in turn.
+    std::map<std::string, std::size_t> seen;
+    std::vector<std::pair<std::size_t, const common::user_entry*>> ranked;
+    for (auto* u : chosen) ranked.emplace_back(seen[u->home]++, u);
+    std::stable_sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return a.first < b.first; });
+    for (std::size_t i = 0; i < ranked.size(); ++i) chosen[i] = ranked[i].second;
+    return chosen;
+}
+
+std::vector<std::string> mailboxes_open_to(const common::topology& d, const std::string& user) {
+    std::vector<std::string> out{user};
+    for (const auto& u : d.users)
+        if (std::find(u.delegates.begin(), u.delegates.end(), user) != u.delegates.end()) out.push_back(u.name);
+    return out;
+}
+
+// State shared by every thread of a run.
+struct run_state {
+    run_state(const load_options& o, target t) : options(o), where(std::move(t)) {}
+    const load_options& options;
+    target where;
+    clock_type::time_point start;
+    clock_type::time_point deadline;
+    std::atomic<std::uint64_t> issued{0};
+    std::atomic<std::uint64_t> completed{0}, errors{0}, leaks{0};
+    std::unique_ptr<auth::credential_cache> credentials;  // pass-through only
+
+    bool take_one() {
+        if (options.stop && options.stop->load(std::memory_order_relaxed)) return false;
+        if (options.requests) return issued.fetch_add(1, std::memory_order_relaxed) < options.requests;
+        return clock_type::now() < deadline;
+    }
+};
+
+// One event-loop thread: its sessions and what they measured.
+struct worker {
+    net::io_context io{1};
+    std::optional<ssl::context> tls;
+    std::array<op_stats, 4> ops;
+    std::vector<time_slice> timeline;
+    std::uint64_t connections = 0, handshakes_kerberos = 0, handshakes_ntlm = 0;
+    std::thread thread;
+
+    void record(run_state& rs, op o, clock_type::time_point due, const std::string& error, verdict v) {
+        const auto now = clock_type::now();
+        const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - due).count();
+        const auto slot = static_cast<std::size_t>(std::max<std::int64_t>(
+            0, std::chrono::duration_cast<std::chrono::seconds>(now - rs.start).count()));
+        if (timeline.size() <= slot) timeline.resize(slot + 1);
+        auto& s = ops[static_cast<std::size_t>(o)];
+        auto& t = timeline[slot];
+        const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(micros, 0));
+        ++s.requests, ++t.requests;
+        s.latency.record(us);
+        t.latency.record(us);
+        if (!error.empty()) {
+            ++s.errors, ++t.errors;
+            ++s.errors_by_kind[error];
+            rs.errors.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (v == verdict::leak) ++s.leaks, ++t.leaks;
+        if (v == verdict::tamper) ++s.tampers, ++t.tampers;
+        if (v != verdict::own) rs.leaks.fetch_add(1, std::memory_order_relaxed);
+        rs.completed.fetch_add(1, std::memory_order_relaxed);
+    }
+};
+
+beast::tcp_stream& tcp_layer(beast::tcp_stream& s) { return s; }
+beast::tcp_stream& tcp_layer(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
+
+awaitable<std::string> secure(beast::tcp_stream&, const std::string&) { co_return std::string(); }
+awaitable<std::string> secure(beast::ssl_stream<beast::tcp_stream>& s, const std::string& host) {
+    if (!SSL_set_tlsext_host_name(s.native_handle(), host.c_str())) co_return "tls";
+    s.set_verify_callback(ssl::host_name_verification(host));
+    auto [ec] = co_await s.async_handshake(ssl::stream_base::client, nothrow);
+    co_return ec ? "tls" : "";
+}
+
+bool is_idempotent(http::verb v) { return v != http::verb::post; }
+
+// The outcome of one request, all legs of a handshake included.
+struct outcome {
+    std::string error;  // "" or a kind: "connect", "tls", "timeout", "closed", "auth", "http_404", ...
+    unsigned status = 0;
+    std::string identity, mailbox, body;
+};
+
+std::string transport_error(const boost::system::error_code& ec) {
+    if (ec == beast::error::timeout) return "timeout";
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+        ec == net::error::broken_pipe)
+        return "closed";
+    return "io";
+}
+
+// A virtual user's session: one keep-alive connection at a time, a PRNG for its choices, and the
+// message ids it saw last (it clicks on what it was shown, as a browser user does).
+struct session_base {
+    virtual ~session_base() = default;
+    virtual awaitable<void> warm_up(std::size_t requests) = 0;  // unmeasured Inbox lists
+    virtual awaitable<void> run(clock_type::time_point first, clock_type::duration interval) = 0;
+};
+
+template <class Stream>
+class session final : public session_base {
+public:
+    session(run_state& rs, worker& w, const common::user_entry& user, std::size_t index, std::uint64_t seed)
+        : rs_(rs), w_(w), user_(user), index_(index), rng_(seed),
+          may_open_(mailboxes_open_to(rs.options.directory, user.name)) {
+        if (rs.options.mode == entry::frontend)
+            basic_ = "Basic " + common::base64_encode(user.name + ":" + user.password);
+    }
+
+    awaitable<void> warm_up(std::size_t requests) override {
+        for (std::size_t i = 0; i < requests && !(rs_.options.stop && rs_.options.stop->load()); ++i)
+            co_await one(clock_type::now(), op::list, false);
+    }
+
+    awaitable<void> run(clock_type::time_point first, clock_type::duration interval) override {
+        const auto& o = rs_.options;
+        net::steady_timer timer(co_await net::this_coro::executor);
+        auto due = first;
+        timer.expires_at(first);
+        co_await timer.async_wait(nothrow);
+        std::uniform_real_distribution<double> jitter(0.5, 1.5);
+        while (rs_.take_one()) {
+            if (o.rate > 0) {  // open model: the request is due at `due` whether or not we are late
+                timer.expires_at(due);
+                co_await timer.async_wait(nothrow);
+            } else {
+                due = clock_type::now();
+            }
+            co_await one(due, pick(), true);
+            if (o.rate > 0) {
+                due += interval;
+            } else if (o.think.count() > 0) {
+                timer.expires_after(std::chrono::duration_cast<clock_type::duration>(o.think * jitter(rng_)));
+                co_await timer.async_wait(nothrow);
+            }
+        }
+        close();
+    }
+
+private:
+    op pick() {
+        const auto& mix = rs_.options.mix;
+        std::discrete_distribution<std::size_t> d(mix.begin(), mix.end());
+        const op o = all_ops[d(rng_)];
+        // Nothing known to read or delete yet: the user looks at the Inbox first.
+        return (o == op::read || o == op::del) && known_.empty() ? op::list : o;
+    }
+
+    awaitable<void> one(clock_type::time_point due, op o, bool measured) {
+        http::request<http::string_body> req{http::verb::get, "/exchange/Inbox/", 11};
+        std::string id;
+        if (o == op::read || o == op::del) {
+            id = known_[std::uniform_int_distribution<std::size_t>(0, known_.size() - 1)(rng_)];
+            req.target("/exchange/Inbox/" + id);
+            if (o == op::del) req.method(http::verb::delete_);
+        } else if (o == op::send) {
+            req.method(http::verb::post);
+            req.target("/exchange/Outbox/");
+            const auto& users = rs_.options.directory.users;
+            const auto& to = users[std::uniform_int_distribution<std::size_t>(0, users.size() - 1)(rng_)].name;
+            req.set(http::field::content_type, "application/json");
+            req.body() = json::serialize(json::object{
+                {"to", to}, {"subject", fmt::format("load test {} from session {}", ++sent_, index_)},
+                {"body", "exsim load generator"}});
+        }
+        req.set(http::field::host, rs_.where.host);
+        req.set(http::field::accept, "application/json");
+        req.set(http::field::user_agent, "exsim-load");
+        // Pass-through: say who this request is for, so that the back-end's audit log can tell
+        // when a proxy in between served it on a connection authenticated as someone else.
+        if (rs_.options.mode == entry::passthrough) req.set("X-Exsim-On-Behalf-Of", user_.name);
+        else req.set(http::field::authorization, basic_);
+        req.prepare_payload();
+
+        outcome r = co_await exchange(req);
+        judged j;
+        if (r.error.empty()) {
+            j = judge(o, user_.name, may_open_, r.status, r.identity, r.mailbox, r.body);
+            if (r.status >= 400) r.error = fmt::format("http_{}", r.status);
+        }
+        if (o == op::list && r.status == 200) known_ = std::move(j.ids);
+        if ((o == op::del && r.status == 200) || r.status == 404) std::erase(known_, id);
+        if (measured) w_.record(rs_, o, due, r.error, j.v);
+    }
+
+    awaitable<std::string> connect() {
+        const auto& where = rs_.where;
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            stream_.emplace(co_await net::this_coro::executor);
+        } else {
+            stream_.emplace(co_await net::this_coro::executor, *w_.tls);
+        }
+        tcp::resolver resolver(co_await net::this_coro::executor);
+        auto [rec, endpoints] = co_await resolver.async_resolve(where.connect_host, where.port, nothrow);
+        if (rec) co_return "connect";
+        auto [ec, ep] = co_await tcp_layer(*stream_).async_connect(endpoints, nothrow);
+        if (ec) co_return "connect";
+        tcp_layer(*stream_).socket().set_option(tcp::no_delay(true));
+        ++w_.connections;
+        co_return co_await secure(*stream_, where.host);
+    }
+
+    void close() {
+        if (!stream_) return;
+        boost::system::error_code ignored;
+        tcp_layer(*stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+        tcp_layer(*stream_).close();
+        stream_.reset();
+    }
+
+    // Writes `req` and reads the response; `stale` is set when not a byte of the response came
+    // back (on a re-used connection: the server had closed it while it was idle).
+    awaitable<boost::system::error_code> round_trip(http::request<http::string_body>& req,
+                                                   http::response<http::string_body>& res, bool& stale) {
+        auto [wec, wn] = co_await http::async_write(*stream_, req, nothrow);
+        if (wec) {
+            stale = true;
+            co_return wec;
+        }
+        beast::flat_buffer buffer;
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(max_response_body);
+        auto [rec, rn] = co_await http::async_read(*stream_, buffer, parser, nothrow);
+        stale = rec && rn == 0;
+        if (!rec) res = parser.release();
+        co_return rec;
+    }
+
+    awaitable<outcome> exchange(http::request<http::string_body>& req) {
+        outcome r;
+        http::response<http::string_body> res;
+        for (int attempt = 0;; ++attempt) {
+            const bool reused = stream_.has_value();
+            if (!reused) {
+                if (r.error = co_await connect(); !r.error.empty()) {
+                    close();
+                    co_return r;
+                }
+            }
+            tcp_layer(*stream_).expires_after(rs_.options.timeout);
+            bool stale = false;
+            auto ec = co_await round_trip(req, res, stale);
+            if (!ec) break;
+            close();
+            // An idle connection the server closed: once more on a new one, unless the request
+            // may have been acted on (a POST is never sent twice).
+            if (reused && stale && attempt == 0 && is_idempotent(req.method())) continue;
+            r.error = transport_error(ec);
+            co_return r;
+        }
+        if (res.result() == http::status::unauthorized && rs_.options.mode == entry::passthrough) {
+            if (r.error = co_await authenticate(req, res); !r.error.empty()) {
+                close();
+                co_return r;
+            }
+        }
+        r.status = res.result_int();
+        r.identity = std::string(res["X-Exsim-Identity"]);
+        r.mailbox = std::string(res["X-Exsim-Mailbox"]);
+        r.body = std::move(res.body());
+        if (!res.keep_alive()) close();
+        co_return r;
+    }
+
+    // The browser's answer to a 401: a handshake on this connection, the request repeated with
+    // each token, until the server answers something other than 401 with a token.
+    awaitable<std::string> authenticate(http::request<http::string_body>& req, http::response<http::string_body>& res) {
+        const auto& o = rs_.options;
+        const auto offered = auth::read_challenge(res, std::nullopt).offers;
+        if (offered.empty()) co_return std::string();  // a plain 401: reported as such
+        auth::initiator_mode mode = o.mechanism ? *o.mechanism
+                                    : auth::offers_negotiate(offered) ? auth::initiator_mode::negotiate
+                                                                      : auth::initiator_mode::ntlm;
+        auto creds = co_await auth::async_credentials(*rs_.credentials, user_.name, user_.password, mode,
+                                                      rs_.where.host);
+        if (!creds.credentials) {
+            common::logger("load")->warn("{}: no credentials: {}", user_.name, creds.error);
+            co_return "credentials";
+        }
+        auto initiator = creds.credentials->make_initiator(rs_.where.host);
+        auto step = initiator->step({});
+        for (std::size_t leg = 0; leg < max_handshake_legs; ++leg) {
+            if (step.status == auth::step_status::failed) {
+                common::logger("load")->warn("{}: handshake failed: {}", user_.name, step.error);
+                co_return "auth";
+            }
+            req.set(http::field::authorization, auth::token_header(initiator->http_scheme(), step.token));
+            tcp_layer(*stream_).expires_after(o.timeout);
+            bool stale = false;
+            if (auto ec = co_await round_trip(req, res, stale)) co_return transport_error(ec);
+            auto ch = auth::read_challenge(res, initiator->http_scheme());
+            if (res.result() != http::status::unauthorized || !ch.token) {
+                req.erase(http::field::authorization);
+                if (res.result() == http::status::unauthorized) co_return std::string();  // refused: "http_401"
+                if (initiator->negotiated() == auth::mechanism::kerberos) ++w_.handshakes_kerberos;
+                else ++w_.handshakes_ntlm;
+                co_return std::string();
+            }
+            step = initiator->step(*ch.token);
+        }
+        co_return "auth";
+    }
+
+    run_state& rs_;
+    worker& w_;
+    const common::user_entry& user_;
+    std::size_t index_;
+    std::mt19937_64 rng_;
+    std::vector<std::string> may_open_;
+    std::string basic_;
+    std::optional<Stream> stream_;
+    std::vector<std::string> known_;
+    std::uint64_t sent_ = 0;
+};
+
+// GET of a plain-HTTP URL (the front-end's metrics), synchronously; "" when it cannot be read.
+std::string http_get(const std::string& url) {
+    auto u = boost::urls::parse_uri(url);
+    if (!u || u->scheme() != "http") return {};
+    try {
+        net::io_context io;
+        beast::tcp_stream s(io);
+        s.expires_after(std::chrono::seconds(5));
+        s.connect(tcp::resolver(io).resolve(u->host(), u->has_port() ? std::string(u->port()) : "80"));
+        http::request<http::empty_body> req{http::verb::get, u->encoded_target().empty() ? "/" : std::string(u->encoded_target()), 11};
+        req.set(http::field::host, u->host());
+        http::write(s, req);
+        beast::flat_buffer b;
+        http::response<http::string_body> res;
+        http::read(s, b, res);
+        return res.result() == http::status::ok ? res.body() : std::string();
+    } catch (const std::exception& e) {
+        common::logger("load")->warn("cannot read {}: {}", url, e.what());
+        return {};
+    }
+}
+
+struct metrics_snapshot {
+    double connections = 0, kerberos = 0, ntlm = 0;
+};
+
+std::optional<metrics_snapshot> read_metrics(const std::string& url) {
+    if (url.empty()) return std::nullopt;
+    const auto text = http_get(url);
+    if (text.empty()) return std::nullopt;
+    return metrics_snapshot{prometheus_sum(text, "exsim_proxy_backend_connections_opened_total"),
+                            prometheus_sum(text, "exsim_proxy_backend_handshakes_total", "mechanism=\"kerberos\""),
+                            prometheus_sum(text, "exsim_proxy_backend_handshakes_total", "mechanism=\"ntlm\"")};
+}
+
+std::vector<std::size_t> audit_sizes(const std::vector<std::filesystem::path>& logs) {
+    std::vector<std::size_t> sizes;
+    for (const auto& f : logs) sizes.push_back(backend::read_audit_log(f).size());
+    return sizes;
+}
+
+void progress_line(const run_state& rs, bool final) {
+    const double secs = std::chrono::duration<double>(clock_type::now() - rs.start).count();
+    const auto n = rs.completed.load(std::memory_order_relaxed);
+    std::fprintf(stderr, "\r  %6.1fs  %8llu requests  %8.0f req/s  %6llu errors  %6llu leaks+tampers%s", secs,
+                 static_cast<unsigned long long>(n), secs > 0 ? static_cast<double>(n) / secs : 0.0,
+                 static_cast<unsigned long long>(rs.errors.load(std::memory_order_relaxed)),
+                 static_cast<unsigned long long>(rs.leaks.load(std::memory_order_relaxed)), final ? "\n" : "");
+    std::fflush(stderr);
+}
+
+void check(const load_options& o) {
+    if (o.threads == 0) throw common::config_error("--threads: must be at least 1");
+    if (o.rate < 0 || !std::isfinite(o.rate)) throw common::config_error("--rate: must be a positive number");
+    if (!o.requests && o.duration.count() <= 0) throw common::config_error("--duration: must be positive");
+    if (o.timeout.count() <= 0) throw common::config_error("--timeout-ms: must be positive");
+    if (std::all_of(o.mix.begin(), o.mix.end(), [](unsigned w) { return w == 0; }))
+        throw common::config_error("--mix: every weight is 0");
+    if (o.directory.users.empty()) throw common::config_error("directory: no users");
+}
+
+}  // namespace
+
+op_mix parse_mix(std::string_view text) {
+    op_mix mix{};
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+        const auto comma = std::min(text.find(',', pos), text.size());
+        const auto part = text.substr(pos, comma - pos);
+        const auto eq = part.find('=');
+        const auto name = part.substr(0, eq);
+        const auto it = std::find_if(all_ops.begin(), all_ops.end(), [&](op o) { return op_name(o) == name; });
+        if (eq == std::string_view::npos || it == all_ops.end())
+            throw common::config_error(
+                fmt::format("--mix: '{}' is not OP=WEIGHT with OP one of list, read, send, delete", part));
+        unsigned w = 0;
+        const auto value = part.substr(eq + 1);
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), w);
+        if (ec != std::errc() || end != value.data() + value.size() || w > 1'000'000)
+            throw common::config_error(fmt::format("--mix: weight '{}' of {} is not a number 0..1000000", value, name));
+        mix[static_cast<std::size_t>(it - all_ops.begin())] = w;
+        pos = comma + 1;
+    }
+    if (std::all_of(mix.begin(), mix.end(), [](unsigned w) { return w == 0; }))
+        throw common::config_error("--mix: every weight is 0");
+    return mix;
+}
+
+load_result run_load(const load_options& o) {
+    check(o);
+    run_state rs(o, parse_target(o));
+    const auto users = pick_users(o, rs.where);
+    const std::size_t sessions = o.sessions ? o.sessions : users.size();
+    if (o.mode == entry::passthrough)
+        rs.credentials = std::make_unique<auth::credential_cache>(o.directory.realm, o.directory.ntlm_domain);
+
+    std::vector<std::unique_ptr<worker>> workers;
+    for (std::size_t i = 0; i < o.threads; ++i) {
+        workers.push_back(std::make_unique<worker>());
+        if (!rs.where.tls) continue;
+        auto& ctx = workers.back()->tls.emplace(ssl::context::tls_client);
+        ctx.set_options(ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+        if (o.insecure) {
+            ctx.set_verify_mode(ssl::verify_none);
+        } else {
+            ctx.set_verify_mode(ssl::verify_peer);
+            boost::system::error_code ec;
+            if (o.ca_file.empty()) ctx.set_default_verify_paths(ec);
+            else ctx.load_verify_file(o.ca_file.string(), ec);
+            if (ec)
+                throw common::config_error(fmt::format("--ca-file: cannot load '{}': {}", o.ca_file.string(), ec.message()));
+        }
+    }
+
+    std::vector<std::shared_ptr<session_base>> vus;
+    for (std::size_t k = 0; k < sessions; ++k) {
+        auto& w = *workers[k % workers.size()];
+        const auto& user = *users[k % users.size()];
+        if (rs.where.tls) vus.push_back(std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(rs, w, user, k, o.seed + k));
+        else vus.push_back(std::make_shared<session<beast::tcp_stream>>(rs, w, user, k, o.seed + k));
+    }
+    auto run_threads = [&] {
+        for (auto& w : workers) w->thread = std::thread([&io = w->io] { io.run(); });
+        for (auto& w : workers) {
+            w->thread.join();
+            w->io.restart();
+        }
+    };
+    if (o.warmup) {
+        for (std::size_t k = 0; k < sessions; ++k) net::co_spawn(workers[k % workers.size()]->io, vus[k]->warm_up(o.warmup), net::detached);
+        run_threads();
+        for (auto& w : workers) w->connections = w->handshakes_kerberos = w->handshakes_ntlm = 0;
+    }
+
+    const auto before_metrics = read_metrics(o.metrics_url);
+    const auto before_audit = audit_sizes(o.audit_logs);
+    rs.start = clock_type::now() + std::chrono::milliseconds(50);
+    rs.deadline = rs.start + o.duration;
+
+    // Session k starts at start + ramp_up * k / sessions; in the open model each session carries
+    // rate / sessions, offset so that the total is evenly spaced.
+    const double per_session = o.rate > 0 ? o.rate / static_cast<double>(sessions) : 0;
+    const auto interval = per_session > 0 ? std::chrono::duration_cast<clock_type::duration>(
+                                                std::chrono::duration<double>(1.0 / per_session))
+                                          : clock_type::duration::zero();
+    for (std::size_t k = 0; k < sessions; ++k) {
+        auto first = rs.start + o.ramp_up * k / sessions;
+        if (o.rate > 0) first += std::chrono::duration_cast<clock_type::duration>(
+                             std::chrono::duration<double>(static_cast<double>(k) / o.rate));
+        net::co_spawn(workers[k % workers.size()]->io, vus[k]->run(first, interval), net::detached);
+    }
+
+    const bool tty = o.progress && isatty(STDERR_FILENO);
+    std::atomic<bool> done{false};
+    std::thread ticker;
+    if (tty) ticker = std::thread([&] {
+        while (!done.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+            if (!done.load()) progress_line(rs, false);
+        }
+    });
+    run_threads();
+    const auto end = clock_type::now();
+    done = true;
+    if (ticker.joinable()) {
+        ticker.join();
+        progress_line(rs, true);
+    }
+    if (rs.credentials) rs.credentials->join();
+
+    load_result r;
+    r.mode = o.mode == entry::frontend ? "frontend" : "passthrough";
+    r.url = o.url;
+    r.policy = o.policy;
+    r.backend_auth = o.backend_auth;
+    r.model = o.rate > 0 ? "open" : "closed";
+    r.rate = o.rate;
+    r.sessions = sessions;
+    r.users = users.size();
+    r.seconds = std::chrono::duration<double>(end - rs.start).count();
+    for (auto& w : workers) {
+        for (std::size_t i = 0; i < r.ops.size(); ++i) r.ops[i].merge(w->ops[i]);
+        if (r.timeline.size() < w->timeline.size()) r.timeline.resize(w->timeline.size());
+        for (std::size_t s = 0; s < w->timeline.size(); ++s) {
+            auto& t = r.timeline[s];
+            const auto& x = w->timeline[s];
+            t.requests += x.requests, t.errors += x.errors, t.leaks += x.leaks, t.tampers += x.tampers;
+            t.latency.merge(x.latency);
+        }
+    }
+    const auto after_metrics = read_metrics(o.metrics_url);
+    if (before_metrics && after_metrics) {
+        r.backend.source = "front-end metrics";
+        r.backend.connections = static_cast<std::uint64_t>(after_metrics->connections - before_metrics->connections);
+        r.backend.handshakes_kerberos = static_cast<std::uint64_t>(after_metrics->kerberos - before_metrics->kerberos);
+        r.backend.handshakes_ntlm = static_cast<std::uint64_t>(after_metrics->ntlm - before_metrics->ntlm);
+    } else if (o.mode == entry::passthrough) {
+        r.backend.source = "load generator";
+        for (auto& w : workers) {
+            r.backend.connections += w->connections;
+            r.backend.handshakes_kerberos += w->handshakes_kerberos;
+            r.backend.handshakes_ntlm += w->handshakes_ntlm;
+        }
+    }
+    if (!o.audit_logs.empty()) {
+        std::vector<backend::audit_record> records;
+        for (std::size_t i = 0; i < o.audit_logs.size(); ++i) {
+            auto all = backend::read_audit_log(o.audit_logs[i]);
+            records.insert(records.end(), all.begin() + static_cast<std::ptrdiff_t>(std::min(before_audit[i], all.size())),
+                           all.end());
+        }
+        const auto a = summarize_audit(records);
+        r.audit_cross_user = a.cross_user;
+        for (std::size_t i = 0; i < r.ops.size(); ++i) {
+            r.ops[i].backend_connections = a.connections[i];
+            r.ops[i].handshakes = a.handshakes[i];
+        }
+    }
+    return r;
+}
+
+}  // namespace exsim::loadgen
