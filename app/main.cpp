@@ -504,7 +504,7 @@ int cmd_demo(const std::vector<std::string>& args) {
     po::options_description d("exsim demo");
     add_reports(d, out);
     d.add_options()("help,h", "show this help")("quick", po::bool_switch(&demo.quick), "a shorter run (under a minute on 2 cores)")(
-        "requests", po::value(&demo.requests)->default_value(0), "requests per run (0: 1500 with --quick, 10000 without)")(
+        "requests", po::value(&demo.requests)->default_value(0), "requests per run (0: 3000 with --quick, 20000 without)")(
         "sessions", po::value(&demo.sessions)->default_value(0), "concurrent sessions (0: one per user)")(
         "extra-users", po::value(&demo.extra_users)->default_value(demo.extra_users), "generated users added to alice, bob, carol and dave")(
         "workers", po::value(&demo.workers)->default_value(0), "front-end worker threads (0: one per core)")(

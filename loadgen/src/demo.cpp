@@ -79,9 +79,8 @@ demo_run run_one(const common::topology& base, const auth::realm& realm, const f
     lo.ca_file = state / "tls" / "proxy-cert.pem";
     lo.directory = t;
     lo.sessions = o.sessions;
-    lo.requests = o.requests ? o.requests : (o.quick ? 1500 : 10000);
+    lo.requests = o.requests ? o.requests : (o.quick ? 3000 : 20000);
     lo.seed = 2004;  // the same choices in every run
-    lo.warmup = 1;   // the table compares steady states, not credential acquisition
     lo.metrics_url = frontend.metrics_url();
     lo.policy = policy;
     lo.backend_auth = backend_auth;

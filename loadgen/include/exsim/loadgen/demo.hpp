@@ -24,7 +24,7 @@ struct demo_options {
     std::filesystem::path state_dir;    // empty: a temporary folder, removed at the end
     std::size_t workers = 0;            // front-end workers; 0: one per core
     std::size_t extra_users = 12;       // generated users added to the default four
-    std::uint64_t requests = 0;         // per run; 0: 1500 with quick, 10000 without
+    std::uint64_t requests = 0;         // per run; 0: 3000 with quick, 20000 without
     std::size_t sessions = 0;           // 0: one per user
     std::vector<std::string> policies;       // empty: all five
     std::vector<std::string> backend_auths;  // empty: demo_backend_auths()
