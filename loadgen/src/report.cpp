@@ -21,6 +21,7 @@ double ms(std::uint64_t micros) { return static_cast<double>(micros) / 1000.0; }
 double per(std::uint64_t n, std::uint64_t d) { return d ? static_cast<double>(n) / static_cast<double>(d) : 0.0; }
 double per_second(std::uint64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0.0; }
 std::string fixed2(double v) { return fmt::format("{:.2f}", v); }
+std::string fixed3(double v) { return fmt::format("{:.3f}", v); }  // per-request ratios: 32 in 20000 is not 0.00
 std::string plural(std::uint64_t n, std::string_view what) {
     return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s");
 }
@@ -70,7 +71,7 @@ std::vector<std::string> notes(const load_result& r) {
     }
     const backend_side& b = r.backend;
     lines.push_back(fmt::format(
-        "back-end connections: {} ({:.2f} per request), handshakes: {} kerberos + {} ntlm ({:.2f} per request) [{}]",
+        "back-end connections: {} ({:.3f} per request), handshakes: {} kerberos + {} ntlm ({:.3f} per request) [{}]",
         b.connections, per(b.connections, t.requests), b.handshakes_kerberos, b.handshakes_ntlm,
         per(b.handshakes(), t.requests), b.source.empty() ? "source unknown" : b.source));
     if (!r.audit_cross_user) {
@@ -287,8 +288,8 @@ rows_t demo_rows(const std::vector<demo_run>& runs) {
         const auto& a = r.audit_cross_user;
         rows.push_back({run.policy, run.backend_auth, std::to_string(t.requests), fmt::format("{:.1f}", r.rps()),
                         fixed2(ms(t.latency.percentile(50))), fixed2(ms(t.latency.percentile(99))),
-                        std::to_string(r.backend.connections), fixed2(conns_per_request(r)),
-                        fixed2(handshakes_per_request(r)), std::to_string(t.leaks), std::to_string(t.tampers),
+                        std::to_string(r.backend.connections), fixed3(conns_per_request(r)),
+                        fixed3(handshakes_per_request(r)), std::to_string(t.leaks), std::to_string(t.tampers),
                         a ? fmt::format("{}{}", *a, r.audit_agrees() ? "" : " *") : std::string("-")});
     }
     return rows;
@@ -420,10 +421,10 @@ std::string demo_summary(const std::vector<demo_run>& runs) {
     } else {
         second = leaked.empty() ? "The fix (ms04-002) ran without leaks too" : "The fix (ms04-002) stopped every leak";
         if (const demo_run* ntlm = find(runs, "ms04-002", "ntlm")) {
-            second += fmt::format(" at the cost of {:.2f} back-end connections per request with NTLM",
+            second += fmt::format(" at the cost of {:.3f} back-end connections per request with NTLM",
                                   conns_per_request(ntlm->result));
             if (const demo_run* legacy = find(runs, "legacy", "ntlm")) {
-                second += fmt::format(" (vs {:.2f} under legacy)", conns_per_request(legacy->result));
+                second += fmt::format(" (vs {:.3f} under legacy)", conns_per_request(legacy->result));
                 if (legacy->result.rps() > 0)
                     second += fmt::format(" and {:.0f}% of legacy's throughput",
                                           100 * ntlm->result.rps() / legacy->result.rps());
@@ -432,7 +433,7 @@ std::string demo_summary(const std::vector<demo_run>& runs) {
         std::vector<std::string> others;
         for (const demo_run* run : fixed)
             if (run->backend_auth != "ntlm")
-                others.push_back(fmt::format("{} ({:.2f} connections, {:.2f} handshakes per request)",
+                others.push_back(fmt::format("{} ({:.3f} connections, {:.3f} handshakes per request)",
                                              auth_label(run->backend_auth), conns_per_request(run->result),
                                              handshakes_per_request(run->result)));
         if (!others.empty())

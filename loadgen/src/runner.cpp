@@ -176,7 +176,7 @@ awaitable<std::string> secure(beast::ssl_stream<beast::tcp_stream>& s, const std
     if (!SSL_set_tlsext_host_name(s.native_handle(), host.c_str())) co_return "tls";
     s.set_verify_callback(ssl::host_name_verification(host));
     auto [ec] = co_await s.async_handshake(ssl::stream_base::client, nothrow);
-    co_return ec ? "tls" : "";
+    co_return !ec ? "" : ec == beast::error::timeout ? "timeout" : "tls";
 }
 
 bool is_idempotent(http::verb v) { return v != http::verb::post; }
@@ -297,11 +297,12 @@ private:
         } else {
             stream_.emplace(co_await net::this_coro::executor, *w_.tls);
         }
+        tcp_layer(*stream_).expires_after(rs_.options.timeout);  // connect and TLS handshake too
         tcp::resolver resolver(co_await net::this_coro::executor);
         auto [rec, endpoints] = co_await resolver.async_resolve(where.connect_host, where.port, nothrow);
         if (rec) co_return "connect";
         auto [ec, ep] = co_await tcp_layer(*stream_).async_connect(endpoints, nothrow);
-        if (ec) co_return "connect";
+        if (ec) co_return ec == beast::error::timeout ? "timeout" : "connect";
         tcp_layer(*stream_).socket().set_option(tcp::no_delay(true));
         ++w_.connections;
         co_return co_await secure(*stream_, where.host);
@@ -378,6 +379,9 @@ private:
         auth::initiator_mode mode = o.mechanism ? *o.mechanism
                                     : auth::offers_negotiate(offered) ? auth::initiator_mode::negotiate
                                                                       : auth::initiator_mode::ntlm;
+        const bool negotiate = mode != auth::initiator_mode::ntlm;
+        if (negotiate ? !auth::offers_negotiate(offered) : std::find(offered.begin(), offered.end(), "NTLM") == offered.end())
+            co_return "mechanism_not_offered";  // --mechanism asks for what this server does not offer
         auto creds = co_await auth::async_credentials(*rs_.credentials, user_.name, user_.password, mode,
                                                       rs_.where.host);
         if (!creds.credentials) {
@@ -399,8 +403,19 @@ private:
             if (res.result() != http::status::unauthorized || !ch.token) {
                 req.erase(http::field::authorization);
                 if (res.result() == http::status::unauthorized) co_return std::string();  // refused: "http_401"
-                if (initiator->negotiated() == auth::mechanism::kerberos) ++w_.handshakes_kerberos;
-                else ++w_.handshakes_ntlm;
+                // SPNEGO's last token (the server's mutual authentication) completes the context
+                // and names the mechanism; a server that cannot prove who it is fails here.
+                if (ch.token && step.status == auth::step_status::continue_needed) {
+                    step = initiator->step(*ch.token);
+                    if (step.status == auth::step_status::failed) {
+                        common::logger("load")->warn("{}: the server's last token failed: {}", user_.name, step.error);
+                        co_return "auth";
+                    }
+                }
+                const auto m = initiator->negotiated();
+                const bool kerberos = m == auth::mechanism::kerberos ||
+                                      (m == auth::mechanism::none && mode != auth::initiator_mode::ntlm);
+                ++(kerberos ? w_.handshakes_kerberos : w_.handshakes_ntlm);
                 co_return std::string();
             }
             step = initiator->step(*ch.token);
