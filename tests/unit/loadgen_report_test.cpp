@@ -146,7 +146,7 @@ TEST(Report, TableShowsOpsBackendAndAudit) {
     std::string table = render_table(r);
     EXPECT_NE(table.find("total"), std::string::npos);
     EXPECT_NE(table.find("http_502 2"), std::string::npos);
-    EXPECT_NE(table.find("back-end connections: 20 (0.20 per request)"), std::string::npos) << table;
+    EXPECT_NE(table.find("back-end connections: 20 (0.200 per request)"), std::string::npos) << table;
     EXPECT_NE(table.find("agrees with the oracle (leaks+tampers = 3)"), std::string::npos) << table;
     r.audit_cross_user = 5;
     EXPECT_NE(render_table(r).find("DISAGREES"), std::string::npos);
@@ -239,7 +239,7 @@ TEST(Report, DemoJsonHasExactlyTheDocumentedKeys) {
 TEST(Report, DemoSummaryNamesTheLeakingRowsAndTheFixCost) {
     const std::string s = demo_summary(demo(7));
     EXPECT_NE(s.find("only under legacy with NTLM back-ends (7 leaks, 0 tampers)"), std::string::npos) << s;
-    EXPECT_NE(s.find("stopped every leak at the cost of 1.00 back-end connections per request with NTLM (vs 0.20"),
+    EXPECT_NE(s.find("stopped every leak at the cost of 1.000 back-end connections per request with NTLM (vs 0.200"),
               std::string::npos) << s;
     EXPECT_EQ(s.find("No row leaked"), std::string::npos);
 }
