@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <thread>
+#include <cmath>
 #include <csignal>
 #include <unistd.h>
 #include <cstdlib>
@@ -392,36 +393,50 @@ void add_reports(po::options_description& d, report_options& r) {
         "html", po::value(&r.html), "write a self-contained HTML report with charts to FILE");
 }
 
+// Numbers from the command line are read signed (program_options wraps "-1" into a huge
+// unsigned) and checked here, naming the option.
+std::size_t count_option(const char* name, long long v, long long lo, long long hi) {
+    if (v < lo || v > hi) throw common::config_error(fmt::format("--{}: {} is not within {}..{}", name, v, lo, hi));
+    return static_cast<std::size_t>(v);
+}
+
+double number_option(const char* name, double v, double lo, double hi) {
+    if (!std::isfinite(v) || v < lo || v > hi)
+        throw common::config_error(fmt::format("--{}: {} is not within {:g}..{:g}", name, v, lo, hi));
+    return v;
+}
+
 int cmd_load(const std::vector<std::string>& args) {
     common_options o;
     report_options out;
     loadgen::load_options l;
     std::string mechanism = "auto", users, mix;
-    double think_ms = 0, ramp_s = 0, duration_s = 10;
-    std::uint64_t timeout_ms = 30'000;
+    double think_ms = 0, ramp_s = 0, duration_s = 10, rate = 0, max_p99 = 0, max_error_rate = 0;
+    long long sessions = 0, threads = 1, requests = 0, warmup = 0, timeout_ms = 30'000, max_leaks = 0;
     std::vector<std::string> audit;
     bool passthrough = false, no_audit = false;
     loadgen::thresholds th;
-    std::uint64_t max_leaks = 0;
-    double max_p99 = 0, max_error_rate = 0;
     po::options_description d("exsim load");
-    add_common(d, o);
+    d.add_options()("help,h", "show this help")(
+        "config", po::value(&o.config), "directory/topology JSON (default: EXSIM_DIRECTORY of <state-dir>, else the embedded one)")(
+        "state-dir", po::value(&o.state_dir)->default_value(o.state_dir), "the folder 'exsim up' wrote endpoints.env to")(
+        "log-level", po::value(&o.log_level)->default_value(o.log_level), "trace|debug|info|warn|error");
     add_reports(d, out);
     d.add_options()("url", po::value(&l.url), "where to send requests (default: EXSIM_PROXY_URL of <state-dir>/endpoints.env)")(
         "passthrough", po::bool_switch(&passthrough), "each virtual user authenticates itself with Negotiate/NTLM (to a back-end or any proxy)")(
         "mechanism", po::value(&mechanism)->default_value(mechanism), "pass-through: auto | negotiate | kerberos | ntlm")(
         "connect-to", po::value(&l.connect_to), "ADDRESS:PORT to connect to instead of resolving the URL's host")(
         "users", po::value(&users), "comma-separated users (default: every user; pass-through to a back-end: its users)")(
-        "sessions", po::value(&l.sessions)->default_value(0), "concurrent sessions (0: one per user)")(
-        "threads", po::value(&l.threads)->default_value(1), "load generator threads")(
-        "rate", po::value(&l.rate)->default_value(0), "open model: requests per second in total (0: closed model)")(
+        "sessions", po::value(&sessions)->default_value(0), "concurrent sessions (0: one per user)")(
+        "threads", po::value(&threads)->default_value(1), "load generator threads")(
+        "rate", po::value(&rate)->default_value(0), "open model: requests per second in total (0: closed model)")(
         "think-ms", po::value(&think_ms)->default_value(0), "closed model: mean think time between a session's requests")(
         "ramp-up", po::value(&ramp_s)->default_value(0), "seconds over which sessions start")(
         "duration", po::value(&duration_s)->default_value(duration_s), "seconds to run (ramp-up included)")(
-        "requests", po::value(&l.requests)->default_value(0), "stop after N requests instead of a duration")(
+        "requests", po::value(&requests)->default_value(0), "stop after N requests instead of a duration")(
         "mix", po::value(&mix), "operation weights, e.g. list=50,read=30,send=10,delete=10 (the default)")(
         "seed", po::value(&l.seed)->default_value(1), "random seed of the sessions' choices")(
-        "warmup", po::value(&l.warmup)->default_value(0), "unmeasured Inbox lists per session before the run")(
+        "warmup", po::value(&warmup)->default_value(0), "unmeasured Inbox lists per session before the run")(
         "timeout-ms", po::value(&timeout_ms)->default_value(timeout_ms), "per request, handshake included")(
         "ca-file", po::value<std::string>(), "PEM trust anchors for https (default: <state-dir>/tls/proxy-cert.pem for the state's front-end)")(
         "insecure", po::bool_switch(&l.insecure), "https without verifying the certificate")(
@@ -433,14 +448,20 @@ int cmd_load(const std::vector<std::string>& args) {
         "max-error-rate", po::value(&max_error_rate), "threshold: errors / requests (0..1)");
     po::variables_map vm;
     if (!parse(args, d, "load", &vm)) return 0;
-    if (vm.count("max-leaks")) th.max_leaks = max_leaks;
-    if (vm.count("max-p99-ms")) th.max_p99_ms = max_p99;
-    if (vm.count("max-error-rate")) {
-        if (max_error_rate < 0 || max_error_rate > 1) throw common::config_error("--max-error-rate: must be within 0..1");
-        th.max_error_rate = max_error_rate;
-    }
-    if (think_ms < 0 || ramp_s < 0 || duration_s <= 0)
-        throw common::config_error("--think-ms, --ramp-up, --duration: must not be negative (duration above 0)");
+    constexpr long long big = 1'000'000'000'000;
+    if (vm.count("max-leaks")) th.max_leaks = count_option("max-leaks", max_leaks, 0, big);
+    if (vm.count("max-p99-ms")) th.max_p99_ms = number_option("max-p99-ms", max_p99, 0.001, 1e9);
+    if (vm.count("max-error-rate")) th.max_error_rate = number_option("max-error-rate", max_error_rate, 0, 1);
+    l.sessions = count_option("sessions", sessions, 0, 100'000);
+    l.threads = count_option("threads", threads, 1, 64);
+    l.requests = count_option("requests", requests, 0, big);
+    l.warmup = count_option("warmup", warmup, 0, 1'000'000);
+    l.rate = number_option("rate", rate, 0, 10'000'000);
+    l.think = std::chrono::milliseconds(static_cast<std::int64_t>(number_option("think-ms", think_ms, 0, 3.6e6)));
+    l.ramp_up = std::chrono::milliseconds(static_cast<std::int64_t>(number_option("ramp-up", ramp_s, 0, 86'400) * 1000));
+    l.duration = std::chrono::milliseconds(static_cast<std::int64_t>(number_option("duration", duration_s, 0.001, 86'400 * 7) * 1000));
+    l.timeout = std::chrono::milliseconds(count_option("timeout-ms", timeout_ms, 1, 3'600'000));
+    if (l.insecure) common::logger("load")->warn("--insecure: the front-end's TLS certificate is not verified");
 
     const fs::path state = fs::absolute(o.state_dir);
     const auto env = read_endpoints(state);
@@ -473,10 +494,6 @@ int cmd_load(const std::vector<std::string>& args) {
     }
     l.users = split_list(users);
     if (!mix.empty()) l.mix = loadgen::parse_mix(mix);
-    l.think = std::chrono::milliseconds(static_cast<std::int64_t>(think_ms));
-    l.ramp_up = std::chrono::milliseconds(static_cast<std::int64_t>(ramp_s * 1000));
-    l.duration = std::chrono::milliseconds(static_cast<std::int64_t>(duration_s * 1000));
-    l.timeout = std::chrono::milliseconds(timeout_ms);
     if (!no_audit) {
         for (const auto& a : audit) l.audit_logs.emplace_back(a);
         if (audit.empty() && !env.empty())
@@ -501,13 +518,14 @@ int cmd_demo(const std::vector<std::string>& args) {
     report_options out;
     loadgen::demo_options demo;
     std::string policies, auths;
+    long long requests = 0, sessions = 0, extra_users = static_cast<long long>(demo.extra_users), workers = 0;
     po::options_description d("exsim demo");
     add_reports(d, out);
     d.add_options()("help,h", "show this help")("quick", po::bool_switch(&demo.quick), "a shorter run (under a minute on 2 cores)")(
-        "requests", po::value(&demo.requests)->default_value(0), "requests per run (0: 3000 with --quick, 20000 without)")(
-        "sessions", po::value(&demo.sessions)->default_value(0), "concurrent sessions (0: one per user)")(
-        "extra-users", po::value(&demo.extra_users)->default_value(demo.extra_users), "generated users added to alice, bob, carol and dave")(
-        "workers", po::value(&demo.workers)->default_value(0), "front-end worker threads (0: one per core)")(
+        "requests", po::value(&requests)->default_value(0), "requests per run (0: 3000 with --quick, 20000 without)")(
+        "sessions", po::value(&sessions)->default_value(0), "concurrent sessions (0: one per user)")(
+        "extra-users", po::value(&extra_users)->default_value(extra_users), "generated users added to alice, bob, carol and dave")(
+        "workers", po::value(&workers)->default_value(0), "front-end worker threads (0: one per core)")(
         "policies", po::value(&policies), "comma-separated policies (default: all five)")(
         "backend-auths", po::value(&auths), "comma-separated: negotiate, ntlm, kerberos-persist (default: all three)")(
         "state-dir", po::value<std::string>(), "keep the realm, stores and audit logs here (default: a temporary folder, removed)")(
@@ -515,6 +533,10 @@ int cmd_demo(const std::vector<std::string>& args) {
         "trace|debug|info|warn|error (the NTLM warnings of every run are in the table's handshakes)");
     po::variables_map vm_state;
     if (!parse(args, d, "demo", &vm_state)) return 0;
+    demo.requests = count_option("requests", requests, 0, 100'000'000);
+    demo.sessions = count_option("sessions", sessions, 0, 10'000);
+    demo.extra_users = count_option("extra-users", extra_users, 0, 10'000);
+    demo.workers = count_option("workers", workers, 0, 64);
     common::set_log_level(o.log_level);
     demo.policies = split_list(policies);
     demo.backend_auths = split_list(auths);

@@ -158,11 +158,11 @@ std::uint64_t audit_log::failures() const {
 }
 
 std::vector<audit_record> read_audit_log(const std::filesystem::path& file,
-                                         std::size_t* malformed) {
+                                         std::size_t* malformed, std::uintmax_t from) {
     std::vector<audit_record> records;
     if (malformed != nullptr) *malformed = 0;
     std::ifstream in(file);
-    if (!in) return records;
+    if (!in || !in.seekg(static_cast<std::streamoff>(from))) return records;
     std::string line;
     while (std::getline(in, line)) {
         if (line.empty()) continue;

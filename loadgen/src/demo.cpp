@@ -100,6 +100,11 @@ std::vector<demo_run> run_demo(const demo_options& o) {
     const auto& policies = o.policies.empty() ? common::policy_names() : o.policies;
     const auto& auths = o.backend_auths.empty() ? demo_backend_auths() : o.backend_auths;
 
+    // The demo creates a realm and resets stores: never in a folder that holds something else.
+    std::error_code ec;
+    if (!o.state_dir.empty() && fs::exists(o.state_dir) && !fs::is_empty(o.state_dir, ec))
+        throw common::config_error(fmt::format("--state-dir: '{}' is not empty (the demo needs a folder of its own)",
+                                               o.state_dir.string()));
     std::optional<temporary_folder> temporary;
     const fs::path state = o.state_dir.empty() ? temporary.emplace().path : fs::absolute(o.state_dir);
     fs::create_directories(state);

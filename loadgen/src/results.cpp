@@ -1,5 +1,7 @@
 #include "exsim/loadgen/results.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace exsim::loadgen {
@@ -41,8 +43,16 @@ bool load_result::audit_agrees() const {
 std::vector<std::string> failed_thresholds(const load_result& r, const thresholds& t) {
     std::vector<std::string> failed;
     const op_stats total = r.total();
-    if (t.max_leaks && total.leaks + total.tampers > *t.max_leaks)
-        failed.push_back(fmt::format("max-leaks: {} leaks+tampers > {}", total.leaks + total.tampers, *t.max_leaks));
+    // The two sides must agree; under a leak threshold the larger count is the one judged, and
+    // a disagreement is a failure of its own (a proxy that strips X-Exsim-* hides leaks from the
+    // oracle, not from the audit).
+    const auto seen = total.leaks + total.tampers;
+    if (t.max_leaks && std::max(seen, r.audit_cross_user.value_or(0)) > *t.max_leaks)
+        failed.push_back(fmt::format("max-leaks: {} leaks+tampers (audit cross-user: {}) > {}", seen,
+                                     r.audit_cross_user ? std::to_string(*r.audit_cross_user) : "not read", *t.max_leaks));
+    if (t.max_leaks && !r.audit_agrees())
+        failed.push_back(fmt::format("max-leaks: the audit's cross-user count {} disagrees with the oracle's {}",
+                                     *r.audit_cross_user, seen));
     const double p99_ms = static_cast<double>(total.latency.percentile(99)) / 1000.0;
     if (t.max_p99_ms && p99_ms > *t.max_p99_ms)
         failed.push_back(fmt::format("max-p99-ms: p99 {:.2f} ms > {:g} ms", p99_ms, *t.max_p99_ms));

@@ -77,6 +77,11 @@ target parse_target(const load_options& o) {
         t.connect_host = o.connect_to.substr(0, colon);
         t.port = o.connect_to.substr(colon + 1);
     }
+    boost::system::error_code not_ip;
+    net::ip::make_address(t.host, not_ip);
+    if (o.mode == entry::passthrough && !not_ip)
+        common::logger("load")->warn("--url names {} by address: Kerberos needs the service's host name "
+                                     "(HTTP@host); give the name and --connect-to ADDRESS:PORT", t.host);
     if (o.mode == entry::frontend && !t.tls && o.url.find("127.0.0.1") == std::string::npos)
         common::logger("load")->warn("sending Basic passwords over plain HTTP to {}", o.url);
     return t;
@@ -123,15 +128,19 @@ struct run_state {
     const load_options& options;
     target where;
     clock_type::time_point start;
-    clock_type::time_point deadline;
+    clock_type::time_point deadline = clock_type::time_point::max();  // set when the run starts
     std::atomic<std::uint64_t> issued{0};
     std::atomic<std::uint64_t> completed{0}, errors{0}, leaks{0};
     std::unique_ptr<auth::credential_cache> credentials;  // pass-through only
 
+    // Asked to stop, or past the end of a run by duration.
+    bool stopping() const {
+        return (options.stop && options.stop->load(std::memory_order_relaxed)) ||
+               (!options.requests && clock_type::now() >= deadline);
+    }
     bool take_one() {
-        if (options.stop && options.stop->load(std::memory_order_relaxed)) return false;
-        if (options.requests) return issued.fetch_add(1, std::memory_order_relaxed) < options.requests;
-        return clock_type::now() < deadline;
+        if (stopping()) return false;
+        return !options.requests || issued.fetch_add(1, std::memory_order_relaxed) < options.requests;
     }
 };
 
@@ -142,10 +151,13 @@ struct worker {
     std::array<op_stats, 4> ops;
     std::vector<time_slice> timeline;
     std::uint64_t connections = 0, handshakes_kerberos = 0, handshakes_ntlm = 0;
+    std::uint64_t unsent = 0;                 // open model: due before the end, never sent
+    clock_type::time_point last_completion{};
     std::thread thread;
 
     void record(run_state& rs, op o, clock_type::time_point due, const std::string& error, verdict v) {
         const auto now = clock_type::now();
+        last_completion = std::max(last_completion, now);
         const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(now - due).count();
         const auto slot = static_cast<std::size_t>(std::max<std::int64_t>(
             0, std::chrono::duration_cast<std::chrono::seconds>(now - rs.start).count()));
@@ -171,15 +183,22 @@ struct worker {
 beast::tcp_stream& tcp_layer(beast::tcp_stream& s) { return s; }
 beast::tcp_stream& tcp_layer(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
 
-awaitable<std::string> secure(beast::tcp_stream&, const std::string&) { co_return std::string(); }
-awaitable<std::string> secure(beast::ssl_stream<beast::tcp_stream>& s, const std::string& host) {
+awaitable<std::string> secure(beast::tcp_stream&, const std::string&, std::string&) { co_return std::string(); }
+awaitable<std::string> secure(beast::ssl_stream<beast::tcp_stream>& s, const std::string& host, std::string& detail) {
     if (!SSL_set_tlsext_host_name(s.native_handle(), host.c_str())) co_return "tls";
     s.set_verify_callback(ssl::host_name_verification(host));
     auto [ec] = co_await s.async_handshake(ssl::stream_base::client, nothrow);
-    co_return !ec ? "" : ec == beast::error::timeout ? "timeout" : "tls";
+    if (!ec) co_return std::string();
+    detail = fmt::format("TLS handshake with {}: {} (see --ca-file, --insecure)", host, ec.message());
+    co_return ec == beast::error::timeout ? "timeout" : "tls";
 }
 
-bool is_idempotent(http::verb v) { return v != http::verb::post; }
+bool is_idempotent(http::verb v) { return v != http::verb::post; }  // the mix sends GET, DELETE and POST
+
+bool offers_mode(auth::initiator_mode mode, const std::vector<std::string>& offers) {
+    return mode == auth::initiator_mode::ntlm ? std::find(offers.begin(), offers.end(), "NTLM") != offers.end()
+                                              : auth::offers_negotiate(offers);
+}
 
 // The outcome of one request, all legs of a handshake included.
 struct outcome {
@@ -202,13 +221,18 @@ struct session_base {
     virtual ~session_base() = default;
     virtual awaitable<void> warm_up(std::size_t requests) = 0;  // unmeasured Inbox lists
     virtual awaitable<void> run(clock_type::time_point first, clock_type::duration interval) = 0;
+    virtual awaitable<std::string> probe() = 0;  // why the target cannot be used; "" when it can
 };
 
 template <class Stream>
 class session final : public session_base {
 public:
-    session(run_state& rs, worker& w, const common::user_entry& user, std::size_t index, std::uint64_t seed)
-        : rs_(rs), w_(w), user_(user), index_(index), rng_(seed),
+    // Sessions of the same user share its messages: this one reads and deletes only those whose
+    // id hashes to `slot` of `share`, so that two of them never race for one message.
+    session(run_state& rs, worker& w, const common::user_entry& user, std::size_t index, std::uint64_t seed,
+            std::size_t slot, std::size_t share)
+        : rs_(rs), w_(w), user_(user), index_(index), slot_(slot), share_(share), rng_(seed),
+          mix_(rs.options.mix.begin(), rs.options.mix.end()),
           may_open_(mailboxes_open_to(rs.options.directory, user.name)) {
         if (rs.options.mode == entry::frontend)
             basic_ = "Basic " + common::base64_encode(user.name + ":" + user.password);
@@ -222,33 +246,66 @@ public:
     awaitable<void> run(clock_type::time_point first, clock_type::duration interval) override {
         const auto& o = rs_.options;
         net::steady_timer timer(co_await net::this_coro::executor);
-        auto due = first;
-        timer.expires_at(first);
-        co_await timer.async_wait(nothrow);
         std::uniform_real_distribution<double> jitter(0.5, 1.5);
-        while (rs_.take_one()) {
+        auto due = first;
+        bool running = co_await sleep_until(timer, first);
+        while (running) {
             if (o.rate > 0) {  // open model: the request is due at `due` whether or not we are late
-                timer.expires_at(due);
-                co_await timer.async_wait(nothrow);
+                if (!co_await sleep_until(timer, due)) break;
             } else {
                 due = clock_type::now();
             }
+            if (!rs_.take_one()) break;
             co_await one(due, pick(), true);
             if (o.rate > 0) {
                 due += interval;
             } else if (o.think.count() > 0) {
-                timer.expires_after(std::chrono::duration_cast<clock_type::duration>(o.think * jitter(rng_)));
-                co_await timer.async_wait(nothrow);
+                const auto think = std::chrono::duration_cast<clock_type::duration>(o.think * jitter(rng_));
+                running = co_await sleep_until(timer, clock_type::now() + think);
             }
         }
+        // What the schedule asked for and the target (or this machine) could not take in time.
+        if (o.rate > 0 && !o.requests && due < rs_.deadline && !(o.stop && o.stop->load()))
+            w_.unsent += static_cast<std::uint64_t>((rs_.deadline - due) / interval) + 1;
         close();
     }
 
+    awaitable<std::string> probe() override {
+        std::string why;
+        if (auto kind = co_await connect(); !kind.empty()) {
+            why = fmt::format("{} failed: {}", kind, detail_);
+        } else if (rs_.options.mode == entry::passthrough && rs_.options.mechanism) {
+            http::request<http::string_body> req{http::verb::get, "/exchange/", 11};
+            req.set(http::field::host, rs_.where.host);
+            http::response<http::string_body> res;
+            bool stale = false;
+            tcp_layer(*stream_).expires_after(rs_.options.timeout);
+            if (auto ec = co_await round_trip(req, res, stale)) {
+                why = fmt::format("no answer to GET /exchange/: {}", ec.message());
+            } else if (const auto offers = auth::read_challenge(res, std::nullopt).offers;
+                       res.result() == http::status::unauthorized && !offers_mode(*rs_.options.mechanism, offers)) {
+                why = fmt::format("--mechanism {}: the server offers only {}", auth::mode_name(*rs_.options.mechanism),
+                                  fmt::join(offers, ", "));
+            }
+        }
+        close();
+        co_return why;
+    }
+
 private:
+    // Waits until `t` or the end of the run, waking for a stop request; false when the run is over.
+    awaitable<bool> sleep_until(net::steady_timer& timer, clock_type::time_point t) {
+        for (;;) {
+            if (rs_.stopping()) co_return false;
+            const auto now = clock_type::now();
+            if (t <= now) co_return true;
+            timer.expires_at(std::min(t, now + std::chrono::milliseconds(100)));
+            co_await timer.async_wait(nothrow);
+        }
+    }
+
     op pick() {
-        const auto& mix = rs_.options.mix;
-        std::discrete_distribution<std::size_t> d(mix.begin(), mix.end());
-        const op o = all_ops[d(rng_)];
+        const op o = all_ops[mix_(rng_)];
         // Nothing known to read or delete yet: the user looks at the Inbox first.
         return (o == op::read || o == op::del) && known_.empty() ? op::list : o;
     }
@@ -285,9 +342,17 @@ private:
             j = judge(o, user_.name, may_open_, r.status, r.identity, r.mailbox, r.body);
             if (r.status >= 400) r.error = fmt::format("http_{}", r.status);
         }
-        if (o == op::list && r.status == 200) known_ = std::move(j.ids);
+        if (o == op::list && r.status == 200) {
+            known_.clear();
+            for (auto& m : j.ids)
+                if (share_ == 1 || std::hash<std::string>{}(m) % share_ == slot_) known_.push_back(std::move(m));
+        }
         if ((o == op::del && r.status == 200) || r.status == 404) std::erase(known_, id);
         if (measured) w_.record(rs_, o, due, r.error, j.v);
+        if (r.error == "connect") {  // not a tight loop against a target that is gone
+            net::steady_timer pause(co_await net::this_coro::executor, std::chrono::milliseconds(100));
+            co_await pause.async_wait(nothrow);
+        }
     }
 
     awaitable<std::string> connect() {
@@ -300,12 +365,20 @@ private:
         tcp_layer(*stream_).expires_after(rs_.options.timeout);  // connect and TLS handshake too
         tcp::resolver resolver(co_await net::this_coro::executor);
         auto [rec, endpoints] = co_await resolver.async_resolve(where.connect_host, where.port, nothrow);
-        if (rec) co_return "connect";
+        if (rec) {
+            detail_ = fmt::format("cannot resolve {}: {}", where.connect_host, rec.message());
+            co_return "connect";
+        }
         auto [ec, ep] = co_await tcp_layer(*stream_).async_connect(endpoints, nothrow);
-        if (ec) co_return ec == beast::error::timeout ? "timeout" : "connect";
-        tcp_layer(*stream_).socket().set_option(tcp::no_delay(true));
+        if (ec) {
+            detail_ = fmt::format("connect to {}:{}: {}", where.connect_host, where.port, ec.message());
+            co_return ec == beast::error::timeout ? "timeout" : "connect";
+        }
+        boost::system::error_code ignored;
+        tcp_layer(*stream_).socket().set_option(tcp::no_delay(true), ignored);
         ++w_.connections;
-        co_return co_await secure(*stream_, where.host);
+        auto tls_error = co_await secure(*stream_, where.host, detail_);
+        co_return tls_error;
     }
 
     void close() {
@@ -316,20 +389,20 @@ private:
         stream_.reset();
     }
 
-    // Writes `req` and reads the response; `stale` is set when not a byte of the response came
-    // back (on a re-used connection: the server had closed it while it was idle).
+    // Writes `req` and reads the response; `stale` is set when the server closed the connection
+    // before a byte of the response (on a re-used connection: it had closed it while idle).
     awaitable<boost::system::error_code> round_trip(http::request<http::string_body>& req,
                                                    http::response<http::string_body>& res, bool& stale) {
         auto [wec, wn] = co_await http::async_write(*stream_, req, nothrow);
         if (wec) {
-            stale = true;
+            stale = wec != beast::error::timeout;
             co_return wec;
         }
         beast::flat_buffer buffer;
         http::response_parser<http::string_body> parser;
         parser.body_limit(max_response_body);
         auto [rec, rn] = co_await http::async_read(*stream_, buffer, parser, nothrow);
-        stale = rec && rn == 0;
+        stale = rn == 0 && transport_error(rec) == "closed";  // a timeout is not a stale connection
         if (!rec) res = parser.release();
         co_return rec;
     }
@@ -379,16 +452,20 @@ private:
         auth::initiator_mode mode = o.mechanism ? *o.mechanism
                                     : auth::offers_negotiate(offered) ? auth::initiator_mode::negotiate
                                                                       : auth::initiator_mode::ntlm;
-        const bool negotiate = mode != auth::initiator_mode::ntlm;
-        if (negotiate ? !auth::offers_negotiate(offered) : std::find(offered.begin(), offered.end(), "NTLM") == offered.end())
-            co_return "mechanism_not_offered";  // --mechanism asks for what this server does not offer
+        if (!offers_mode(mode, offered)) co_return "mechanism_not_offered";  // --mechanism asks for it
         auto creds = co_await auth::async_credentials(*rs_.credentials, user_.name, user_.password, mode,
                                                       rs_.where.host);
         if (!creds.credentials) {
             common::logger("load")->warn("{}: no credentials: {}", user_.name, creds.error);
             co_return "credentials";
         }
-        auto initiator = creds.credentials->make_initiator(rs_.where.host);
+        std::unique_ptr<auth::initiator> initiator;
+        try {
+            initiator = creds.credentials->make_initiator(rs_.where.host);
+        } catch (const std::exception& e) {
+            common::logger("load")->warn("{}: {}", user_.name, e.what());
+            co_return "auth";
+        }
         auto step = initiator->step({});
         for (std::size_t leg = 0; leg < max_handshake_legs; ++leg) {
             if (step.status == auth::step_status::failed) {
@@ -405,7 +482,11 @@ private:
                 if (res.result() == http::status::unauthorized) co_return std::string();  // refused: "http_401"
                 // SPNEGO's last token (the server's mutual authentication) completes the context
                 // and names the mechanism; a server that cannot prove who it is fails here.
-                if (ch.token && step.status == auth::step_status::continue_needed) {
+                if (step.status == auth::step_status::continue_needed) {
+                    if (!ch.token) {
+                        common::logger("load")->warn("{}: the server answered without completing the handshake", user_.name);
+                        co_return "auth";
+                    }
                     step = initiator->step(*ch.token);
                     if (step.status == auth::step_status::failed) {
                         common::logger("load")->warn("{}: the server's last token failed: {}", user_.name, step.error);
@@ -426,35 +507,56 @@ private:
     run_state& rs_;
     worker& w_;
     const common::user_entry& user_;
-    std::size_t index_;
+    std::size_t index_, slot_, share_;
     std::mt19937_64 rng_;
+    std::discrete_distribution<std::size_t> mix_;
     std::vector<std::string> may_open_;
     std::string basic_;
     std::optional<Stream> stream_;
+    std::string detail_;  // why the last connect failed
     std::vector<std::string> known_;
     std::uint64_t sent_ = 0;
 };
 
-// GET of a plain-HTTP URL (the front-end's metrics), synchronously; "" when it cannot be read.
+// A session that throws ends; say so rather than lose it silently.
+void log_exception(std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        common::logger("load")->error("a session stopped: {}", x.what());
+    }
+}
+
+// GET of a plain-HTTP URL (the front-end's metrics), within 5 s; "" when it cannot be read.
 std::string http_get(const std::string& url) {
     auto u = boost::urls::parse_uri(url);
     if (!u || u->scheme() != "http") return {};
-    try {
-        net::io_context io;
+    const std::string host = u->host(), port = u->has_port() ? std::string(u->port()) : "80";
+    const std::string target = u->encoded_target().empty() ? "/" : std::string(u->encoded_target());
+    net::io_context io;
+    std::string body, failure;
+    auto get = [&]() -> awaitable<void> {
         beast::tcp_stream s(io);
         s.expires_after(std::chrono::seconds(5));
-        s.connect(tcp::resolver(io).resolve(u->host(), u->has_port() ? std::string(u->port()) : "80"));
-        http::request<http::empty_body> req{http::verb::get, u->encoded_target().empty() ? "/" : std::string(u->encoded_target()), 11};
-        req.set(http::field::host, u->host());
-        http::write(s, req);
-        beast::flat_buffer b;
+        tcp::resolver resolver(io);
+        auto [rec, endpoints] = co_await resolver.async_resolve(host, port, nothrow);
+        boost::system::error_code ec = rec;
+        if (!ec) std::tie(ec, std::ignore) = co_await s.async_connect(endpoints, nothrow);
+        http::request<http::empty_body> req{http::verb::get, target, 11};
+        req.set(http::field::host, host);
+        if (!ec) std::tie(ec, std::ignore) = co_await http::async_write(s, req, nothrow);
+        beast::flat_buffer buffer;
         http::response<http::string_body> res;
-        http::read(s, b, res);
-        return res.result() == http::status::ok ? res.body() : std::string();
-    } catch (const std::exception& e) {
-        common::logger("load")->warn("cannot read {}: {}", url, e.what());
-        return {};
-    }
+        if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(s, buffer, res, nothrow);
+        if (ec) failure = ec.message();
+        else if (res.result() != http::status::ok) failure = fmt::format("HTTP {}", res.result_int());
+        else body = std::move(res.body());
+    };
+    net::co_spawn(io, get(), log_exception);
+    io.run();
+    if (!failure.empty()) common::logger("load")->warn("cannot read {}: {}", url, failure);
+    return body;
 }
 
 struct metrics_snapshot {
@@ -470,11 +572,16 @@ std::optional<metrics_snapshot> read_metrics(const std::string& url) {
                             prometheus_sum(text, "exsim_proxy_backend_handshakes_total", "mechanism=\"ntlm\"")};
 }
 
-std::vector<std::size_t> audit_sizes(const std::vector<std::filesystem::path>& logs) {
-    std::vector<std::size_t> sizes;
-    for (const auto& f : logs) sizes.push_back(backend::read_audit_log(f).size());
+std::vector<std::uintmax_t> file_sizes(const std::vector<std::filesystem::path>& files) {
+    std::vector<std::uintmax_t> sizes;
+    for (const auto& f : files) {
+        std::error_code ec;
+        const auto n = std::filesystem::file_size(f, ec);
+        sizes.push_back(ec ? 0 : n);
+    }
     return sizes;
 }
+
 
 void progress_line(const run_state& rs, bool final) {
     const double secs = std::chrono::duration<double>(clock_type::now() - rs.start).count();
@@ -494,6 +601,8 @@ void check(const load_options& o) {
     if (std::all_of(o.mix.begin(), o.mix.end(), [](unsigned w) { return w == 0; }))
         throw common::config_error("--mix: every weight is 0");
     if (o.directory.users.empty()) throw common::config_error("directory: no users");
+    if (!o.requests && o.ramp_up >= o.duration)
+        throw common::config_error("--ramp-up: must be shorter than --duration (it is part of it)");
 }
 
 }  // namespace
@@ -552,9 +661,13 @@ load_result run_load(const load_options& o) {
     std::vector<std::shared_ptr<session_base>> vus;
     for (std::size_t k = 0; k < sessions; ++k) {
         auto& w = *workers[k % workers.size()];
-        const auto& user = *users[k % users.size()];
-        if (rs.where.tls) vus.push_back(std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(rs, w, user, k, o.seed + k));
-        else vus.push_back(std::make_shared<session<beast::tcp_stream>>(rs, w, user, k, o.seed + k));
+        const std::size_t u = k % users.size();
+        const std::size_t share = (sessions - u + users.size() - 1) / users.size();  // sessions of this user
+        auto make = [&]<class Stream>() {
+            return std::make_shared<session<Stream>>(rs, w, *users[u], k, o.seed + k, k / users.size(), share);
+        };
+        if (rs.where.tls) vus.push_back(make.template operator()<beast::ssl_stream<beast::tcp_stream>>());
+        else vus.push_back(make.template operator()<beast::tcp_stream>());
     }
     auto run_threads = [&] {
         for (auto& w : workers) w->thread = std::thread([&io = w->io] { io.run(); });
@@ -563,14 +676,23 @@ load_result run_load(const load_options& o) {
             w->io.restart();
         }
     };
+    // One connection first (and, pass-through with --mechanism, one 401): a target that cannot
+    // be used at all is one clear error, not a run of thousands of failed requests.
+    std::string unusable;
+    net::co_spawn(workers[0]->io, vus[0]->probe(), [&](std::exception_ptr e, std::string why) {
+        log_exception(e);
+        unusable = std::move(why);
+    });
+    run_threads();
+    if (!unusable.empty()) throw std::runtime_error(fmt::format("cannot load {}: {}", o.url, unusable));
     if (o.warmup) {
-        for (std::size_t k = 0; k < sessions; ++k) net::co_spawn(workers[k % workers.size()]->io, vus[k]->warm_up(o.warmup), net::detached);
+        for (std::size_t k = 0; k < sessions; ++k) net::co_spawn(workers[k % workers.size()]->io, vus[k]->warm_up(o.warmup), log_exception);
         run_threads();
-        for (auto& w : workers) w->connections = w->handshakes_kerberos = w->handshakes_ntlm = 0;
     }
+    for (auto& w : workers) w->connections = w->handshakes_kerberos = w->handshakes_ntlm = 0;  // the run's own
 
     const auto before_metrics = read_metrics(o.metrics_url);
-    const auto before_audit = audit_sizes(o.audit_logs);
+    const auto before_audit = file_sizes(o.audit_logs);
     rs.start = clock_type::now() + std::chrono::milliseconds(50);
     rs.deadline = rs.start + o.duration;
 
@@ -584,7 +706,7 @@ load_result run_load(const load_options& o) {
         auto first = rs.start + o.ramp_up * k / sessions;
         if (o.rate > 0) first += std::chrono::duration_cast<clock_type::duration>(
                              std::chrono::duration<double>(static_cast<double>(k) / o.rate));
-        net::co_spawn(workers[k % workers.size()]->io, vus[k]->run(first, interval), net::detached);
+        net::co_spawn(workers[k % workers.size()]->io, vus[k]->run(first, interval), log_exception);
     }
 
     const bool tty = o.progress && isatty(STDERR_FILENO);
@@ -597,7 +719,6 @@ load_result run_load(const load_options& o) {
         }
     });
     run_threads();
-    const auto end = clock_type::now();
     done = true;
     if (ticker.joinable()) {
         ticker.join();
@@ -613,9 +734,11 @@ load_result run_load(const load_options& o) {
     r.model = o.rate > 0 ? "open" : "closed";
     r.rate = o.rate;
     r.sessions = sessions;
-    r.users = users.size();
-    r.seconds = std::chrono::duration<double>(end - rs.start).count();
+    r.users = std::min(sessions, users.size());
+    auto last = rs.start;  // the run lasts until its last response, not its last think time
     for (auto& w : workers) {
+        last = std::max(last, w->last_completion);
+        r.unsent += w->unsent;
         for (std::size_t i = 0; i < r.ops.size(); ++i) r.ops[i].merge(w->ops[i]);
         if (r.timeline.size() < w->timeline.size()) r.timeline.resize(w->timeline.size());
         for (std::size_t s = 0; s < w->timeline.size(); ++s) {
@@ -625,12 +748,15 @@ load_result run_load(const load_options& o) {
             t.latency.merge(x.latency);
         }
     }
+    r.seconds = std::chrono::duration<double>(last - rs.start).count();
     const auto after_metrics = read_metrics(o.metrics_url);
     if (before_metrics && after_metrics) {
         r.backend.source = "front-end metrics";
-        r.backend.connections = static_cast<std::uint64_t>(after_metrics->connections - before_metrics->connections);
-        r.backend.handshakes_kerberos = static_cast<std::uint64_t>(after_metrics->kerberos - before_metrics->kerberos);
-        r.backend.handshakes_ntlm = static_cast<std::uint64_t>(after_metrics->ntlm - before_metrics->ntlm);
+        // A front-end restarted during the run counts from 0 again: no negative differences.
+        auto grew = [](double after, double before) { return static_cast<std::uint64_t>(std::max(after - before, 0.0)); };
+        r.backend.connections = grew(after_metrics->connections, before_metrics->connections);
+        r.backend.handshakes_kerberos = grew(after_metrics->kerberos, before_metrics->kerberos);
+        r.backend.handshakes_ntlm = grew(after_metrics->ntlm, before_metrics->ntlm);
     } else if (o.mode == entry::passthrough) {
         r.backend.source = "load generator";
         for (auto& w : workers) {
@@ -642,9 +768,8 @@ load_result run_load(const load_options& o) {
     if (!o.audit_logs.empty()) {
         std::vector<backend::audit_record> records;
         for (std::size_t i = 0; i < o.audit_logs.size(); ++i) {
-            auto all = backend::read_audit_log(o.audit_logs[i]);
-            records.insert(records.end(), all.begin() + static_cast<std::ptrdiff_t>(std::min(before_audit[i], all.size())),
-                           all.end());
+            auto since = backend::read_audit_log(o.audit_logs[i], nullptr, before_audit[i]);
+            records.insert(records.end(), std::make_move_iterator(since.begin()), std::make_move_iterator(since.end()));
         }
         const auto a = summarize_audit(records);
         r.audit_cross_user = a.cross_user;

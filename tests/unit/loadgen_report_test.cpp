@@ -113,7 +113,18 @@ TEST(Threshold, PassesWhenEveryLimitHolds) {
 TEST(Threshold, MaxLeaksFailsAlone) {
     const auto failed = failed_thresholds(sample_result(12), {0, 250.0, 0.05});
     ASSERT_EQ(failed.size(), 1u);
-    EXPECT_EQ(failed[0], "max-leaks: 12 leaks+tampers > 0");
+    EXPECT_EQ(failed[0], "max-leaks: 12 leaks+tampers (audit cross-user: 12) > 0");
+}
+
+// A proxy that strips X-Exsim-* hides leaks from the oracle, not from the back-ends' audit.
+TEST(Threshold, MaxLeaksJudgesTheAuditToo) {
+    load_result r = sample_result(0);
+    r.audit_cross_user = 4;
+    const auto failed = failed_thresholds(r, {0, 250.0, 0.05});
+    ASSERT_EQ(failed.size(), 2u);
+    EXPECT_EQ(failed[0], "max-leaks: 0 leaks+tampers (audit cross-user: 4) > 0");
+    EXPECT_EQ(failed[1], "max-leaks: the audit's cross-user count 4 disagrees with the oracle's 0");
+    EXPECT_TRUE(failed_thresholds(r, {std::nullopt, 250.0, 0.05}).empty());
 }
 
 TEST(Threshold, MaxP99FailsAlone) {

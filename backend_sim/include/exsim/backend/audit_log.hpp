@@ -84,10 +84,11 @@ private:
     std::uint64_t failures_ = 0;
 };
 
-// Reads a whole audit log. A missing file reads as empty; lines that do not parse (e.g. a last
-// line torn by a crash) are skipped and counted in *malformed when given.
+// Reads an audit log from byte `from` (0: the whole log; a file size taken earlier: the lines
+// written since). A missing file reads as empty; lines that do not parse (e.g. a last line torn
+// by a crash) are skipped and counted in *malformed when given.
 std::vector<audit_record> read_audit_log(const std::filesystem::path& file,
-                                         std::size_t* malformed = nullptr);
+                                         std::size_t* malformed = nullptr, std::uintmax_t from = 0);
 
 std::size_t count_cross_user(const std::vector<audit_record>& records) noexcept;
 std::size_t count_cross_user(const std::filesystem::path& file);

@@ -58,9 +58,11 @@ struct load_result {
     std::string backend_auth;  // a label for the back-ends' configuration when known, else ""
     std::string model;         // "closed" or "open"
     double rate = 0;           // open model: requests per second asked for
+    std::uint64_t unsent = 0;  // open model: requests due before the end that were never sent
+                               // (the target, or this machine, could not keep up)
     std::size_t sessions = 0;
     std::size_t users = 0;
-    double seconds = 0;        // from the first request to the last response
+    double seconds = 0;        // from the start (after any warm-up) to the last response
 
     std::array<op_stats, 4> ops;  // indexed by op
     std::vector<time_slice> timeline;
