@@ -258,11 +258,15 @@ std::string sha256_hex(const std::string& s) {
     return hex;
 }
 
-}  // namespace
+// Negotiate credentials that hold only NTLM because the KDC could not be reached are kept this
+// long, not max_age: Kerberos is tried again once the KDC is back.
+constexpr auto without_kerberos_lifetime = std::chrono::seconds(10);
 
-credential_result acquire_user_credentials(const std::string& user, const std::string& password,
-                                           initiator_mode mode, const std::string& realm,
-                                           const std::string& ntlm_domain) {
+// acquire_user_credentials, also telling whether Negotiate had to do without Kerberos.
+credential_result acquire_credentials(const std::string& user, const std::string& password, initiator_mode mode,
+                                      const std::string& realm, const std::string& ntlm_domain,
+                                      bool& without_kerberos) {
+    without_kerberos = false;
     if (!common::is_valid_name(user)) return {nullptr, fmt::format("'{}' is not a valid user name", user)};
     auto creds = std::make_shared<gss_user_credentials>(user, mode);
     std::string error;
@@ -282,6 +286,7 @@ credential_result acquire_user_credentials(const std::string& user, const std::s
                 if (mode == initiator_mode::negotiate && !kerberos_ok &&
                     error.find("Preauthentication failed") != std::string::npos)
                     break;  // a wrong password is not a reason to try NTLM
+                without_kerberos = !kerberos_ok;
                 // Negotiate needs a name both mechanisms import: "alice" is alice@<default realm>
                 // for Kerberos (our krb5.conf's) and alice in ntlm_domain for NTLM.
                 const bool kerberos_only = mode == initiator_mode::kerberos;
@@ -296,6 +301,15 @@ credential_result acquire_user_credentials(const std::string& user, const std::s
     }
     if (!error.empty()) return {nullptr, fmt::format("credentials for {} ({}): {}", user, mode_name(mode), error)};
     return {std::move(creds), {}};
+}
+
+}  // namespace
+
+credential_result acquire_user_credentials(const std::string& user, const std::string& password,
+                                           initiator_mode mode, const std::string& realm,
+                                           const std::string& ntlm_domain) {
+    bool without_kerberos = false;
+    return acquire_credentials(user, password, mode, realm, ntlm_domain, without_kerberos);
 }
 
 credential_cache::credential_cache(std::string realm, std::string ntlm_domain, std::size_t blocking_threads,
@@ -318,9 +332,12 @@ credential_result credential_cache::get(const std::string& user, const std::stri
     }
     // Acquire outside the lock: the AS exchange takes milliseconds. Two concurrent first requests
     // for one user may both acquire; the later simply replaces the earlier.
-    auto result = acquire_user_credentials(user, password, mode, realm_, ntlm_domain_);
+    bool without_kerberos = false;
+    auto result = acquire_credentials(user, password, mode, realm_, ntlm_domain_, without_kerberos);
     if (result.credentials) {
-        result.fresh_until = std::chrono::steady_clock::now() + max_age_;
+        const auto lifetime =
+            without_kerberos ? std::min<std::chrono::seconds>(max_age_, without_kerberos_lifetime) : max_age_;
+        result.fresh_until = std::chrono::steady_clock::now() + lifetime;
         std::lock_guard lock(mutex_);
         entries_[key] = {digest, result.credentials, result.fresh_until};
     }

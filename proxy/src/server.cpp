@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <thread>
+#include <unordered_set>
 
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -54,6 +55,7 @@ struct worker {
     // This worker's copies of the shared cache's credentials (or of its last error), so that the
     // request path takes no lock; by "user\nmode\nhost".
     std::unordered_map<std::string, auth::credential_result> credentials;
+    std::unordered_set<std::string> refreshing;  // keys whose successor is being acquired
     net::io_context ioc{1};
     std::optional<net::steady_timer> sweep;  // after ioc: destroyed before it
     std::thread thread;
@@ -65,6 +67,9 @@ bool is_hop_by_hop(std::string_view name) {
                                                  "authorization", "www-authenticate"};
     return std::any_of(std::begin(names), std::end(names), [&](auto n) { return boost::iequals(n, name); });
 }
+
+// libkrb5's words for KRB5_KDC_UNREACH, kept in the credential error (AS and TGS exchanges alike).
+bool kdc_unreachable(std::string_view error) { return error.find("Cannot contact any KDC") != std::string_view::npos; }
 
 bool is_idempotent(http::verb v) {
     return v == http::verb::get || v == http::verb::head || v == http::verb::options || v == http::verb::delete_ ||
@@ -82,6 +87,11 @@ struct server::impl {
     std::shared_ptr<spdlog::logger> log = common::logger("proxy");
     std::vector<std::unique_ptr<worker>> workers;
     std::optional<auth::credential_cache> credentials;  // shared by the workers; its pool does the KDC work
+    // NTLM needs no KDC: its own pool, so that it never waits behind AS exchanges with a slow KDC.
+    std::optional<auth::credential_cache> ntlm_credentials;
+    auth::credential_cache& cache_for(auth::initiator_mode mode) {
+        return mode == auth::initiator_mode::ntlm ? *ntlm_credentials : *credentials;
+    }
     net::io_context accept_ioc{1};
     tcp::acceptor acceptor{accept_ioc};
     std::thread accept_thread;
@@ -346,18 +356,40 @@ private:
                                                    auth::initiator_mode mode, const std::string& host) {
         // By host too: a copy is known to hold the service ticket of the host it was warmed for.
         const auto key = fmt::format("{}\n{}\n{}", user, auth::mode_name(mode), host);
-        if (auto it = worker_.credentials.find(key);
-            it != worker_.credentials.end() && it->second.fresh_until > std::chrono::steady_clock::now())
-            co_return it->second;
+        auto& cache = srv_.cache_for(mode);
+        if (auto it = worker_.credentials.find(key); it != worker_.credentials.end()) {
+            if (it->second.fresh_until > std::chrono::steady_clock::now()) co_return it->second;
+            // Credentials that worked serve on while their successor is acquired in the
+            // background: a slow or stopped KDC then delays no user it had already served.
+            if (it->second.credentials) {
+                refresh(cache, key, user, password, mode, host);
+                co_return it->second;
+            }
+        }
         // The AS exchange, and for Kerberos the TGS exchange for the back-end's service ticket
         // (kept in the credential's own cache), run on the shared cache's blocking pool: never
         // on this loop. The operation is a named local: GCC 12 destroys a closure built inside
         // a co_await expression twice.
-        auto acquisition = auth::async_credentials(*srv_.credentials, user, password, mode, host);
+        auto acquisition = auth::async_credentials(cache, user, password, mode, host);
         auto result = co_await std::move(acquisition);
         if (!result.credentials) result.fresh_until = std::chrono::steady_clock::now() + credential_failure_lifetime;
         worker_.credentials[key] = result;
         co_return result;
+    }
+
+    // One background acquisition per key at a time; a failure keeps the old credentials and
+    // waits credential_failure_lifetime before the next attempt.
+    void refresh(auth::credential_cache& cache, const std::string& key, const std::string& user,
+                 const std::string& password, auth::initiator_mode mode, const std::string& host) {
+        if (!worker_.refreshing.insert(key).second) return;
+        cache.async_get(user, password, mode, worker_.ioc.get_executor(),
+                        [w = &worker_, key](auth::credential_result result) {
+                            w->refreshing.erase(key);
+                            auto& copy = w->credentials[key];
+                            if (result.credentials) copy = std::move(result);
+                            else copy.fresh_until = std::chrono::steady_clock::now() + credential_failure_lifetime;
+                        },
+                        host);
     }
 
     // The request's headers as the back-end gets them: end-to-end headers only, never the
@@ -396,7 +428,7 @@ private:
         }
         if (ex.must_authenticate) {
             if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
-                co_return co_await fail(http::status::bad_gateway, error);
+                co_return co_await refuse_handshake(fail, std::move(error));
         }
         bool restarted = false;
         for (;;) {
@@ -500,8 +532,16 @@ private:
             // request, or a scheme it does not offer): start (again) with what it offers.
             restarted = restarted || ex.initiator != nullptr;
             if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
-                co_return co_await fail(http::status::bad_gateway, error);
+                co_return co_await refuse_handshake(fail, std::move(error));
         }
+    }
+
+    // A handshake that could not start: 503 when the KDC cannot be reached (the back-end is fine
+    // and it will pass: issue 5 asks a clear 503 naming the cause, not a back-end error), else 502.
+    template <class Fail>
+    awaitable<exchange_end> refuse_handshake(Fail& fail, std::string error) {
+        if (kdc_unreachable(error)) co_return co_await fail(http::status::service_unavailable, std::move(error), false);
+        co_return co_await fail(http::status::bad_gateway, std::move(error));
     }
 
     // An unauthenticated HEAD of the target on a fresh connection: the back-end's 401 lists
@@ -776,6 +816,7 @@ server::server(const common::topology& topology, proxy_options options)
     s.options = std::move(options);
     s.policy = make_policy(s.topology.frontend.policy);
     s.credentials.emplace(s.topology.realm, s.topology.ntlm_domain);
+    s.ntlm_credentials.emplace(s.topology.realm, s.topology.ntlm_domain, 1);
     for (const auto& b : s.topology.backends) {
         auto it = s.options.backends.find(b.name);
         if (it == s.options.backends.end())
@@ -855,6 +896,7 @@ void server::stop() {
     for (auto& w : s.workers)
         if (w->thread.joinable()) w->thread.join();
     s.credentials->join();  // credential work in flight posts into stopped (still alive) loops
+    s.ntlm_credentials->join();
     s.workers.clear();  // destroys the sessions: every client and back-end connection closes
 }
 

@@ -143,6 +143,15 @@ void scripted_backend::run() {
             res.body() = "scripted\n";
             res.keep_alive(a == action::answer);
             res.prepare_payload();
+            if (a == action::cut_in_headers || a == action::cut_in_body) {
+                std::ostringstream whole;
+                whole << res;
+                const auto text = whole.str();
+                const auto header = text.find("\r\n\r\n") + 4;
+                const auto cut = a == action::cut_in_headers ? header / 2 : header + res.body().size() / 2;
+                boost::asio::write(s, boost::asio::buffer(text.data(), cut), ec);
+                break;
+            }
             http::write(s, res, ec);
             if (ec || a == action::answer_and_close) break;
         }

@@ -84,6 +84,8 @@ public:
         answer,            // 200, kept alive
         answer_and_close,  // 200 with Connection: close
         drop,              // close the connection without answering
+        cut_in_headers,    // write half of the response's header, then close (a back-end killed)
+        cut_in_body,       // write the header and half of the body, then close
     };
     // `index` counts the requests received so far, over every connection.
     using script = std::function<action(const request& req, std::size_t index)>;
