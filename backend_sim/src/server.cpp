@@ -45,12 +45,27 @@ struct worker {
 
 // A token that opens a handshake (NTLM NEGOTIATE, SPNEGO NegTokenInit, a bare Kerberos AP-REQ),
 // as opposed to one that continues the handshake in progress on the connection.
-bool opens_handshake(std::span<const std::uint8_t> token) {
-    auto decoded = auth::decode_token(token);
-    if (!decoded) return true;  // let the mechanism reject it with its own reason
-    const auto& t = *decoded;
+bool opens_handshake(const auth::decoded_token& t) {
     if (t.ntlm && t.spnego_kind.empty()) return t.ntlm->type == 1;
     return t.spnego_kind != "negTokenResp";
+}
+
+// Beast limits a header's bytes, not its fields: the front-end's 100 plus the few it adds itself.
+constexpr std::size_t max_header_fields = 128;
+
+// Where the request header in `data` ends (a bare "\n\n" too: the parser refuses it); npos if not yet.
+std::size_t header_end(std::string_view data) {
+    const auto crlf = data.find("\r\n\r\n");
+    const auto lf = data.find("\n\n");
+    if (crlf == std::string_view::npos && lf == std::string_view::npos) return std::string_view::npos;
+    return std::min(crlf == std::string_view::npos ? lf + 2 : crlf + 4, lf == std::string_view::npos ? crlf + 4 : lf + 2);
+}
+
+// obs-fold (RFC 9112 5.2): Beast unfolds it silently, and a proxy in front may read the fields otherwise.
+bool has_obs_fold(std::string_view header) {
+    for (auto at = header.find('\n'); at != std::string_view::npos && at + 1 < header.size(); at = header.find('\n', at + 1))
+        if (header[at + 1] == ' ' || header[at + 1] == '\t') return true;
+    return false;
 }
 
 }  // namespace
@@ -93,12 +108,36 @@ private:
         parser_->header_limit(static_cast<std::uint32_t>(limits().header_bytes));
         parser_->body_limit(limits().body_bytes);
         stream_.expires_after(limits().idle_timeout);
-        http::async_read_header(stream_, buffer_, *parser_,
-                                beast::bind_front_handler(&session::on_read_header, shared_from_this()));
+        read_header_bytes();
+    }
+
+    // Buffers a whole header (or more than the limit: 431) so that obs-fold is seen before Beast unfolds it.
+    void read_header_bytes() {
+        const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+        if (const auto end = header_end(data); end != std::string_view::npos || data.size() > limits().header_bytes) {
+            if (end != std::string_view::npos && has_obs_fold(data.substr(0, end)))
+                return send_error(http::status::bad_request, "obsolete line folding (obs-fold) in the header is refused");
+            return http::async_read_header(stream_, buffer_, *parser_,
+                                           beast::bind_front_handler(&session::on_read_header, shared_from_this()));
+        }
+        stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+            if (ec) return self->on_read_error(ec);
+            self->buffer_.commit(n);
+            self->read_header_bytes();
+        });
     }
 
     void on_read_header(beast::error_code ec, std::size_t) {
         if (ec) return on_read_error(ec);
+        const auto& req = parser_->get();
+        // RFC 9112 6.3, 3.2: framing a proxy in front may read otherwise; closed, as where it ends is unknown.
+        if (req.count(http::field::transfer_encoding) != 0 && !parser_->chunked())
+            return send_error(http::status::bad_request,
+                              "a Transfer-Encoding that does not end in chunked leaves the body's length unknown");
+        if (req.count(http::field::host) > 1) return send_error(http::status::bad_request, "more than one Host header");
+        if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > max_header_fields)
+            return send_error(http::status::request_header_fields_too_large,
+                              fmt::format("more than {} header fields", max_header_fields));
         stream_.expires_after(limits().read_timeout);
         http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
     }
@@ -217,8 +256,19 @@ private:
                               "Authorization: the token is missing or not valid base64");
             return out;
         }
+        // MS02-058: refused here, as gss-ntlmssp answers a NEGOTIATE whose fields run past its end.
+        const auto decoded = auth::decode_token(*token);
+        if (!decoded) {
+            srv_.log->info("conn {}: logon failed ({}): malformed token: {} at byte {}", id_,
+                           auth::scheme_name(*scheme), decoded.error().what, decoded.error().offset);
+            pending_.reset();
+            bound_identity_.clear();  // as a new handshake would: the connection is no one's now
+            bound_mechanism_ = auth::mechanism::none;
+            out.reply = challenge(req, fmt::format("logon failed: malformed token ({})", decoded.error().what));
+            return out;
+        }
 
-        if (!pending_ || pending_scheme_ != *scheme || opens_handshake(*token)) {
+        if (!pending_ || pending_scheme_ != *scheme || opens_handshake(*decoded)) {
             // A new handshake on this connection: whoever it authenticated before is forgotten.
             pending_ = worker_.credentials->make_acceptor(*scheme);
             pending_scheme_ = *scheme;

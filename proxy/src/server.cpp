@@ -42,6 +42,8 @@ namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t relay_chunk = 16 * 1024;
 constexpr std::size_t max_drained_body = 64 * 1024;  // a 401 body we read and drop
+// Beast limits a header's bytes, not its fields (100: Apache's LimitRequestFields).
+constexpr std::size_t max_header_fields = 100;
 // A failure to get credentials is remembered briefly, so that a KDC outage does not cost every
 // request a KDC attempt.
 constexpr auto credential_failure_lifetime = std::chrono::seconds(10);
@@ -70,6 +72,21 @@ bool is_hop_by_hop(std::string_view name) {
 
 // libkrb5's words for KRB5_KDC_UNREACH, kept in the credential error (AS and TGS exchanges alike).
 bool kdc_unreachable(std::string_view error) { return error.find("Cannot contact any KDC") != std::string_view::npos; }
+
+// Where the request header in `data` ends (a bare "\n\n" too: the parser refuses it); npos if not yet.
+std::size_t header_end(std::string_view data) {
+    const auto crlf = data.find("\r\n\r\n");
+    const auto lf = data.find("\n\n");
+    if (crlf == std::string_view::npos && lf == std::string_view::npos) return std::string_view::npos;
+    return std::min(crlf == std::string_view::npos ? lf + 2 : crlf + 4, lf == std::string_view::npos ? crlf + 4 : lf + 2);
+}
+
+// obs-fold (RFC 9112 5.2): Beast unfolds it silently, and a next hop may read the fields otherwise.
+bool has_obs_fold(std::string_view header) {
+    for (auto at = header.find('\n'); at != std::string_view::npos && at + 1 < header.size(); at = header.find('\n', at + 1))
+        if (header[at + 1] == ' ' || header[at + 1] == '\t') return true;
+    return false;
+}
 
 bool is_idempotent(http::verb v) {
     return v == http::verb::get || v == http::verb::head || v == http::verb::options || v == http::verb::delete_ ||
@@ -161,7 +178,15 @@ private:
         client_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(limits().header_bytes));
         parser.body_limit(limits().body_bytes);
-        tcp().expires_after(limits().client_idle_timeout);
+        if (auto ec = co_await read_header_bytes(); ec) co_return false;
+        {
+            const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+            if (const auto end = header_end(data); end != std::string_view::npos && has_obs_fold(data.substr(0, end))) {
+                add(metrics().bad_requests);
+                co_return co_await answer(http::status::bad_request, 11, false,
+                                          "obsolete line folding (obs-fold) in the header is refused");
+            }
+        }
         auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, nothrow);
         if (ec) {
             if (ec == http::error::header_limit)
@@ -182,6 +207,19 @@ private:
         // An answer that leaves the client's body unread cannot keep the connection.
         const bool keep = req.keep_alive() && parser.is_done();
         const unsigned version = req.version();
+        // RFC 9112 6.3, 3.2: framing a next hop may read otherwise; closed, as where it ends is unknown.
+        if (req.count(http::field::transfer_encoding) != 0 && !parser.chunked()) {
+            add(metrics().bad_requests);
+            co_return co_await answer(http::status::bad_request, version, false,
+                                      "a Transfer-Encoding that does not end in chunked leaves the body's length unknown");
+        }
+        if (req.count(http::field::host) > 1) {
+            add(metrics().bad_requests);
+            co_return co_await answer(http::status::bad_request, version, false, "more than one Host header");
+        }
+        if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > max_header_fields)
+            co_return co_await answer(http::status::request_header_fields_too_large, version, false,
+                                      fmt::format("more than {} header fields", max_header_fields));
 
         auto canonical = canonicalize_target(req.target());
         if (!canonical.error.empty()) {
@@ -216,6 +254,20 @@ private:
             if (wec) co_return false;
         }
         co_return co_await forward(parser, canonical.target, user, password, pool);
+    }
+
+    // Buffers a whole header (or more than the limit: 431) so that its raw bytes are checked before
+    // Beast unfolds them; once begun it has client_io_timeout in all, not the idle timeout per byte.
+    awaitable<beast::error_code> read_header_bytes() {
+        tcp().expires_after(buffer_.size() == 0 ? limits().client_idle_timeout : limits().client_io_timeout);
+        for (;;) {
+            const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+            if (header_end(data) != std::string_view::npos || data.size() > limits().header_bytes) co_return beast::error_code{};
+            auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(relay_chunk), nothrow);
+            if (ec) co_return ec;
+            if (buffer_.size() == 0 && n > 0) tcp().expires_after(limits().client_io_timeout);
+            buffer_.commit(n);
+        }
     }
 
     // A short plain-text answer from the proxy itself. Returns whether the connection stays open.
@@ -322,6 +374,7 @@ private:
         close_reason close_why = close_reason::error;
         bool client_open = true;
         bool unfinished = false;           // a final response arrived before the handshake completed
+        beast::error_code client_error;    // why the client's body could not be parsed
     };
 
     // Starts a handshake as `user` on the connection: credentials (from the blocking pool on
@@ -447,6 +500,13 @@ private:
             auto sent = co_await send(ex, parser, out, bodyless);
             if (sent == send_result::client_failed) {
                 ex.client_open = false;
+                co_return exchange_end::answered;
+            }
+            if (sent == send_result::client_malformed) {  // a bad chunk: answered, not just dropped
+                ex.client_open = false;
+                add(metrics().bad_requests);
+                co_await answer(http::status::bad_request, version, false,
+                                fmt::format("malformed request body: {}", ex.client_error.message()));
                 co_return exchange_end::answered;
             }
             if (sent == send_result::body_too_large) {
@@ -590,7 +650,7 @@ private:
         co_return exchange_end::answered;
     }
 
-    enum class send_result { ok, backend_failed, client_failed, body_too_large, replay_lost };
+    enum class send_result { ok, backend_failed, client_failed, client_malformed, body_too_large, replay_lost };
 
     // Writes one leg: the headers, then the body (none, from the client, or replayed).
     awaitable<send_result> send(exchange& ex, client_parser& parser, http::request<http::buffer_body>& out, bool bodyless) {
@@ -623,6 +683,11 @@ private:
             auto [ec, n] = co_await http::async_read(stream_, buffer_, parser, nothrow);
             if (ec == http::error::need_buffer) ec = {};
             if (ec == http::error::body_limit) co_return send_result::body_too_large;
+            if (ec.category() == http::make_error_code(http::error::bad_chunk).category() &&
+                ec != http::error::partial_message && ec != http::error::end_of_stream) {
+                ex.client_error = ec;
+                co_return send_result::client_malformed;
+            }
             if (ec) co_return send_result::client_failed;
             const std::size_t got = sizeof buf - body.size;
             ex.body_from_client += got;
