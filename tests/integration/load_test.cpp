@@ -364,8 +364,11 @@ TEST(Load, OpenModelKeepsTheRateAskedFor) {
     EXPECT_EQ(r.model, "open");
     EXPECT_EQ(r.rate, 200.0);
     EXPECT_EQ(r.sessions, 4u);
-    EXPECT_GE(t.requests, 300u);
-    EXPECT_LE(t.requests, 450u);
+    // 2 s at 200/s: 400 requests due. Each was either sent or is reported as due and never sent
+    // (a slow machine, e.g. under a sanitizer, cannot always keep up; the report must say so).
+    EXPECT_GE(t.requests, 200u);
+    EXPECT_GE(t.requests + r.unsent, 390u) << "sent " << t.requests << ", unsent " << r.unsent;
+    EXPECT_LE(t.requests + r.unsent, 410u) << "sent " << t.requests << ", unsent " << r.unsent;
     EXPECT_EQ(t.errors, 0u) << errors_of(r);
     EXPECT_EQ(t.leaks + t.tampers, 0u);
     ASSERT_FALSE(r.timeline.empty());
@@ -565,7 +568,7 @@ TEST(Load, ExsimDemoQuickShowsLeaksExactlyWhereMs04002Predicts) {
     auto child = common::child_process::start(
         EXSIM_BINARY, {"demo", "--quick", "--json", json_file.string(), "--state-dir", (dir.path / "state").string()},
         {}, log);
-    const auto deadline = t0 + 300s;
+    const auto deadline = t0 + 900s;  // a hang guard only: sanitizer builds run it several times slower
     while (child.running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(200ms);
     const bool finished = !child.running();
     if (!finished) child.stop();
