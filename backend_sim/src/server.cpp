@@ -19,6 +19,7 @@
 #include "exsim/backend/mailbox_store.hpp"
 #include "exsim/common/accept_loop.hpp"
 #include "exsim/common/base64.hpp"
+#include "exsim/common/http_framing.hpp"
 #include "exsim/common/log.hpp"
 
 namespace exsim::backend {
@@ -52,21 +53,6 @@ bool opens_handshake(const auth::decoded_token& t) {
 
 // Beast limits a header's bytes, not its fields: the front-end's 100 plus the few it adds itself.
 constexpr std::size_t max_header_fields = 128;
-
-// Where the request header in `data` ends (a bare "\n\n" too: the parser refuses it); npos if not yet.
-std::size_t header_end(std::string_view data) {
-    const auto crlf = data.find("\r\n\r\n");
-    const auto lf = data.find("\n\n");
-    if (crlf == std::string_view::npos && lf == std::string_view::npos) return std::string_view::npos;
-    return std::min(crlf == std::string_view::npos ? lf + 2 : crlf + 4, lf == std::string_view::npos ? crlf + 4 : lf + 2);
-}
-
-// obs-fold (RFC 9112 5.2): Beast unfolds it silently, and a proxy in front may read the fields otherwise.
-bool has_obs_fold(std::string_view header) {
-    for (auto at = header.find('\n'); at != std::string_view::npos && at + 1 < header.size(); at = header.find('\n', at + 1))
-        if (header[at + 1] == ' ' || header[at + 1] == '\t') return true;
-    return false;
-}
 
 }  // namespace
 
@@ -114,8 +100,8 @@ private:
     // Buffers a whole header (or more than the limit: 431) so that obs-fold is seen before Beast unfolds it.
     void read_header_bytes() {
         const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-        if (const auto end = header_end(data); end != std::string_view::npos || data.size() > limits().header_bytes) {
-            if (end != std::string_view::npos && has_obs_fold(data.substr(0, end)))
+        if (const auto end = common::header_end(data); end != std::string_view::npos || data.size() > limits().header_bytes) {
+            if (end != std::string_view::npos && common::has_obs_fold(data.substr(0, end)))
                 return send_error(http::status::bad_request, "obsolete line folding (obs-fold) in the header is refused");
             return http::async_read_header(stream_, buffer_, *parser_,
                                            beast::bind_front_handler(&session::on_read_header, shared_from_this()));

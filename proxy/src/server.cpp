@@ -22,6 +22,7 @@
 
 #include "exsim/auth/gss.hpp"
 #include "exsim/auth/http_auth.hpp"
+#include "exsim/common/http_framing.hpp"
 #include "exsim/common/accept_loop.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/proxy/admin_server.hpp"
@@ -72,21 +73,6 @@ bool is_hop_by_hop(std::string_view name) {
 
 // libkrb5's words for KRB5_KDC_UNREACH, kept in the credential error (AS and TGS exchanges alike).
 bool kdc_unreachable(std::string_view error) { return error.find("Cannot contact any KDC") != std::string_view::npos; }
-
-// Where the request header in `data` ends (a bare "\n\n" too: the parser refuses it); npos if not yet.
-std::size_t header_end(std::string_view data) {
-    const auto crlf = data.find("\r\n\r\n");
-    const auto lf = data.find("\n\n");
-    if (crlf == std::string_view::npos && lf == std::string_view::npos) return std::string_view::npos;
-    return std::min(crlf == std::string_view::npos ? lf + 2 : crlf + 4, lf == std::string_view::npos ? crlf + 4 : lf + 2);
-}
-
-// obs-fold (RFC 9112 5.2): Beast unfolds it silently, and a next hop may read the fields otherwise.
-bool has_obs_fold(std::string_view header) {
-    for (auto at = header.find('\n'); at != std::string_view::npos && at + 1 < header.size(); at = header.find('\n', at + 1))
-        if (header[at + 1] == ' ' || header[at + 1] == '\t') return true;
-    return false;
-}
 
 bool is_idempotent(http::verb v) {
     return v == http::verb::get || v == http::verb::head || v == http::verb::options || v == http::verb::delete_ ||
@@ -181,7 +167,7 @@ private:
         if (auto ec = co_await read_header_bytes(); ec) co_return false;
         {
             const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-            if (const auto end = header_end(data); end != std::string_view::npos && has_obs_fold(data.substr(0, end))) {
+            if (const auto end = common::header_end(data); end != std::string_view::npos && common::has_obs_fold(data.substr(0, end))) {
                 add(metrics().bad_requests);
                 co_return co_await answer(http::status::bad_request, 11, false,
                                           "obsolete line folding (obs-fold) in the header is refused");
@@ -262,7 +248,7 @@ private:
         tcp().expires_after(buffer_.size() == 0 ? limits().client_idle_timeout : limits().client_io_timeout);
         for (;;) {
             const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-            if (header_end(data) != std::string_view::npos || data.size() > limits().header_bytes) co_return beast::error_code{};
+            if (common::header_end(data) != std::string_view::npos || data.size() > limits().header_bytes) co_return beast::error_code{};
             auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(relay_chunk), nothrow);
             if (ec) co_return ec;
             if (buffer_.size() == 0 && n > 0) tcp().expires_after(limits().client_io_timeout);
