@@ -22,8 +22,8 @@
 
 #include "exsim/auth/gss.hpp"
 #include "exsim/auth/http_auth.hpp"
-#include "exsim/common/http_framing.hpp"
 #include "exsim/common/accept_loop.hpp"
+#include "exsim/common/http_framing.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/proxy/admin_server.hpp"
 #include "exsim/proxy/policy.hpp"
