@@ -747,16 +747,18 @@ TEST(HostileSlowClients, AreTimedOutWithoutAnAnswer) {
         std::string name;
         std::string at_once;   // written first ("{login}" as in the other tables)
         std::string trickled;  // then one byte every 25 ms
-        std::chrono::milliseconds proxy_within, backend_within;  // closed, with no answer, within
+        // Closed, with no answer, within: generous bounds (sanitizer builds on a loaded machine are
+        // slow), still far below the 30 s and 120 s a missing timeout would take.
+        std::chrono::milliseconds proxy_within, backend_within;
         std::chrono::milliseconds proxy_not_before{0};
     };
     const std::string post = "POST /exchange/Outbox/ HTTP/1.1\r\nHost: exsim\r\n{login}Content-Type: application/json\r\n"
                              "Content-Length: 300\r\n\r\n";
     const std::vector<slow_row> rows{
         {"a header trickled and never finished", "",
-         "GET /exchange/ HTTP/1.1\r\nHost: exsim\r\nX-Slow: " + std::string(40, 'a'), 1000ms, 1000ms},
-        {"a body trickled", post, mail_json("alice", "trickled").substr(0, 40), 1000ms, 1000ms},
-        {"nothing sent after connecting", "", "", 2500ms, 1000ms, 1200ms},
+         "GET /exchange/ HTTP/1.1\r\nHost: exsim\r\nX-Slow: " + std::string(40, 'a'), 3000ms, 3000ms},
+        {"a body trickled", post, mail_json("alice", "trickled").substr(0, 40), 3000ms, 3000ms},
+        {"nothing sent after connecting", "", "", 4000ms, 3000ms, 1200ms},
     };
     for (const auto& r : rows) {
         for (const bool through_proxy : {true, false}) {

