@@ -133,7 +133,9 @@ public:
         if (GSS_ERROR(maj)) {
             OM_uint32 m;
             gss_release_buffer(&m, &out);
-            return failed(gss_error("gss_init_sec_context", maj, min, actual));
+            auto r = failed(gss_error("gss_init_sec_context", maj, min, actual));
+            r.kdc_unreachable = min == static_cast<OM_uint32>(KRB5_KDC_UNREACH);  // the TGS exchange
+            return r;
         }
         if (auto m = mechanism_of(actual); m != mechanism::none) negotiated_ = m;
         // SPNEGO names the mechanism only once complete; the acceptor's reply says it earlier.
@@ -193,8 +195,10 @@ public:
         std::string error;
         if (auto rc = krb5_parse_name(kctx_, principal.c_str(), &client)) return krb_error("krb5_parse_name", rc);
         if (auto rc = krb5_get_init_creds_password(kctx_, &creds, client, password.c_str(), nullptr, nullptr, 0,
-                                                   nullptr, nullptr))
+                                                   nullptr, nullptr)) {
             error = krb_error("Kerberos AS exchange", rc);
+            as_error = rc;
+        }
         else if (auto rc2 = krb5_cc_new_unique(kctx_, "MEMORY", nullptr, &ccache_))
             error = krb_error("krb5_cc_new_unique", rc2);
         else if (auto rc3 = krb5_cc_initialize(kctx_, ccache_, client))
@@ -240,6 +244,8 @@ public:
         return {};
     }
 
+    krb5_error_code as_error = 0;  // of the AS exchange: why get_ticket failed, as a code
+
 private:
     std::string user_;
     initiator_mode mode_;
@@ -283,8 +289,7 @@ credential_result acquire_credentials(const std::string& user, const std::string
                 // Negotiate may still fall back to NTLM when the KDC cannot be reached; Kerberos may not.
                 const bool kerberos_ok = error.empty();
                 if (!kerberos_ok && mode == initiator_mode::kerberos) break;
-                if (mode == initiator_mode::negotiate && !kerberos_ok &&
-                    error.find("Preauthentication failed") != std::string::npos)
+                if (mode == initiator_mode::negotiate && creds->as_error == KRB5KDC_ERR_PREAUTH_FAILED)
                     break;  // a wrong password is not a reason to try NTLM
                 without_kerberos = !kerberos_ok;
                 // Negotiate needs a name both mechanisms import: "alice" is alice@<default realm>
@@ -299,7 +304,11 @@ credential_result acquire_credentials(const std::string& user, const std::string
     } catch (const std::exception& e) {
         error = e.what();
     }
-    if (!error.empty()) return {nullptr, fmt::format("credentials for {} ({}): {}", user, mode_name(mode), error)};
+    if (!error.empty()) {
+        credential_result r{nullptr, fmt::format("credentials for {} ({}): {}", user, mode_name(mode), error)};
+        r.kdc_unreachable = creds->as_error == KRB5_KDC_UNREACH;
+        return r;
+    }
     return {std::move(creds), {}};
 }
 
@@ -354,7 +363,7 @@ void credential_cache::async_get(const std::string& user, const std::string& pas
         auto result = get(user, password, mode);
         if (result.credentials && mode != initiator_mode::ntlm && !service_host.empty()) {
             auto first = result.credentials->make_initiator(service_host)->step({});
-            if (first.status == step_status::failed) result = {nullptr, first.error, {}};
+            if (first.status == step_status::failed) result = {nullptr, first.error, {}, first.kdc_unreachable};
         }
         boost::asio::post(work.get_executor(),
                           [done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });

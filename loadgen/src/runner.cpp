@@ -32,6 +32,7 @@
 #include "exsim/auth/http_auth.hpp"
 #include "exsim/backend/audit_log.hpp"
 #include "exsim/common/base64.hpp"
+#include "exsim/common/http_framing.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/loadgen/oracle.hpp"
 
@@ -192,8 +193,6 @@ awaitable<std::string> secure(beast::ssl_stream<beast::tcp_stream>& s, const std
     detail = fmt::format("TLS handshake with {}: {} (see --ca-file, --insecure)", host, ec.message());
     co_return ec == beast::error::timeout ? "timeout" : "tls";
 }
-
-bool is_idempotent(http::verb v) { return v != http::verb::post; }  // the mix sends GET, DELETE and POST
 
 bool offers_mode(auth::initiator_mode mode, const std::vector<std::string>& offers) {
     return mode == auth::initiator_mode::ntlm ? std::find(offers.begin(), offers.end(), "NTLM") != offers.end()
@@ -425,7 +424,7 @@ private:
             close();
             // An idle connection the server closed: once more on a new one, unless the request
             // may have been acted on (a POST is never sent twice).
-            if (reused && stale && attempt == 0 && is_idempotent(req.method())) continue;
+            if (reused && stale && attempt == 0 && common::is_idempotent(req.method())) continue;
             r.error = transport_error(ec);
             co_return r;
         }

@@ -71,14 +71,6 @@ bool is_hop_by_hop(std::string_view name) {
     return std::any_of(std::begin(names), std::end(names), [&](auto n) { return boost::iequals(n, name); });
 }
 
-// libkrb5's words for KRB5_KDC_UNREACH, kept in the credential error (AS and TGS exchanges alike).
-bool kdc_unreachable(std::string_view error) { return error.find("Cannot contact any KDC") != std::string_view::npos; }
-
-bool is_idempotent(http::verb v) {
-    return v == http::verb::get || v == http::verb::head || v == http::verb::options || v == http::verb::delete_ ||
-           v == http::verb::put || v == http::verb::trace;
-}
-
 }  // namespace
 
 struct server::impl {
@@ -295,7 +287,7 @@ private:
             if (end == exchange_end::retry) {
                 pool.release(std::move(ex.conn), false, id_, close_reason::backend_closed);
                 const bool replayable = parser.is_done() && ex.body_from_client == 0;
-                if (attempt == 0 && is_idempotent(req.method()) && replayable) {
+                if (attempt == 0 && common::is_idempotent(req.method()) && replayable) {
                     add(metrics().idempotent_retries);
                     srv_.log->info("client {}: back-end {} closed a re-used connection; retrying {} once", id_,
                                    pool.backend().name, req.method_string());
@@ -365,14 +357,20 @@ private:
 
     // Starts a handshake as `user` on the connection: credentials (from the blocking pool on
     // first use), a fresh initiator, its first token. Returns an error text on failure.
-    awaitable<std::string> start_handshake(exchange& ex, backend_pool& pool, const std::string& user,
+    // Why a handshake could not start; empty error: it started.
+    struct start_failure {
+        std::string error;
+        bool kdc_unreachable = false;  // no KDC answered: a passing outage (503), not a back-end fault
+    };
+
+    awaitable<start_failure> start_handshake(exchange& ex, backend_pool& pool, const std::string& user,
                                            const std::string& password) {
         auto mode = auth::mode_for(pool.offers, settings().require_kerberos);
         if (!mode) {
             add(metrics().kerberos_required_refusals);
-            co_return fmt::format("back-end {} offers only NTLM and require_kerberos is set: refusing to fall back "
-                                  "from Kerberos to NTLM",
-                                  pool.backend().name);
+            co_return start_failure{fmt::format("back-end {} offers only NTLM and require_kerberos is set: "
+                                                "refusing to fall back from Kerberos to NTLM",
+                                                pool.backend().name)};
         }
         auto creds = co_await credentials(user, password, *mode, pool.backend().host);
         if (!creds.credentials && *mode == auth::initiator_mode::negotiate) {
@@ -380,15 +378,19 @@ private:
                            pool.backend().name, user, creds.error);
             creds = co_await credentials(user, password, auth::initiator_mode::ntlm, pool.backend().host);
         }
-        if (!creds.credentials) co_return fmt::format("cannot authenticate {} to back-end {}: {}", user, pool.backend().name, creds.error);
+        if (!creds.credentials)
+            co_return start_failure{fmt::format("cannot authenticate {} to back-end {}: {}", user, pool.backend().name, creds.error),
+                                    creds.kdc_unreachable};
         // The back-end forgets who the connection was once a new handshake starts on it.
         ex.conn->mechanism = auth::mechanism::none;
         ex.conn->user.clear();
         ex.initiator = creds.credentials->make_initiator(pool.backend().host);
         ex.step = ex.initiator->step({});
         if (ex.step.status == auth::step_status::failed)
-            co_return fmt::format("cannot authenticate {} to back-end {}: {}", user, pool.backend().name, ex.step.error);
-        co_return std::string();
+            co_return start_failure{
+                fmt::format("cannot authenticate {} to back-end {}: {}", user, pool.backend().name, ex.step.error),
+                ex.step.kdc_unreachable};
+        co_return start_failure{};
     }
 
     awaitable<auth::credential_result> credentials(const std::string& user, const std::string& password,
@@ -466,8 +468,8 @@ private:
                 co_return co_await fail(http::status::bad_gateway, std::move(error));
         }
         if (ex.must_authenticate) {
-            if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
-                co_return co_await refuse_handshake(fail, std::move(error));
+            if (auto failure = co_await start_handshake(ex, pool, user, password); !failure.error.empty())
+                co_return co_await refuse_handshake(fail, std::move(failure));
         }
         bool restarted = false;
         for (;;) {
@@ -577,17 +579,18 @@ private:
             // Not authenticated yet (a re-used connection the back-end does not hold for this
             // request, or a scheme it does not offer): start (again) with what it offers.
             restarted = restarted || ex.initiator != nullptr;
-            if (auto error = co_await start_handshake(ex, pool, user, password); !error.empty())
-                co_return co_await refuse_handshake(fail, std::move(error));
+            if (auto failure = co_await start_handshake(ex, pool, user, password); !failure.error.empty())
+                co_return co_await refuse_handshake(fail, std::move(failure));
         }
     }
 
     // A handshake that could not start: 503 when the KDC cannot be reached (the back-end is fine
     // and it will pass: issue 5 asks a clear 503 naming the cause, not a back-end error), else 502.
     template <class Fail>
-    awaitable<exchange_end> refuse_handshake(Fail& fail, std::string error) {
-        if (kdc_unreachable(error)) co_return co_await fail(http::status::service_unavailable, std::move(error), false);
-        co_return co_await fail(http::status::bad_gateway, std::move(error));
+    awaitable<exchange_end> refuse_handshake(Fail& fail, start_failure failure) {
+        if (failure.kdc_unreachable)
+            co_return co_await fail(http::status::service_unavailable, std::move(failure.error), false);
+        co_return co_await fail(http::status::bad_gateway, std::move(failure.error));
     }
 
     // An unauthenticated HEAD of the target on a fresh connection: the back-end's 401 lists

@@ -37,6 +37,7 @@ struct credential_result {
     // From credential_cache: when the cache will acquire them again (a caller keeping its own
     // copy should ask again by then).
     std::chrono::steady_clock::time_point fresh_until{};
+    bool kdc_unreachable = false;  // failed because no KDC answered (KRB5_KDC_UNREACH), AS or TGS
 };
 
 // Blocking: for Kerberos this is the AS exchange with the KDC (milliseconds; PBKDF2). Never

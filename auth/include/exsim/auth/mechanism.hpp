@@ -31,6 +31,7 @@ struct step_result {
     step_status status = step_status::failed;
     std::vector<std::uint8_t> token;  // to send to the peer; may be empty
     std::string error;                // why, when failed
+    bool kdc_unreachable = false;     // failed because no KDC answered (a passing outage, not a refusal)
 };
 
 class initiator {

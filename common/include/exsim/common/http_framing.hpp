@@ -1,10 +1,13 @@
 #pragma once
-// Checks on a request header's raw bytes that the front-end and the back-ends both make before
-// Beast parses it (Beast alone would accept these silently).
+// HTTP rules that more than one component applies: checks on a request header's raw bytes that
+// the front-end and the back-ends make before Beast parses it (Beast alone would accept these
+// silently), and which methods may be sent twice (the front-end's and the load generator's retry).
 
 #include <algorithm>
 #include <cstddef>
 #include <string_view>
+
+#include <boost/beast/http/verb.hpp>
 
 namespace exsim::common {
 
@@ -21,6 +24,13 @@ inline bool has_obs_fold(std::string_view header) {
     for (auto at = header.find('\n'); at != std::string_view::npos && at + 1 < header.size(); at = header.find('\n', at + 1))
         if (header[at + 1] == ' ' || header[at + 1] == '\t') return true;
     return false;
+}
+
+// RFC 9110 9.2.2: a request that may be repeated after a connection was lost.
+inline bool is_idempotent(boost::beast::http::verb v) {
+    using boost::beast::http::verb;
+    return v == verb::get || v == verb::head || v == verb::options || v == verb::delete_ || v == verb::put ||
+           v == verb::trace;
 }
 
 }  // namespace exsim::common
