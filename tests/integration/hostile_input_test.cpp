@@ -24,7 +24,9 @@
 #include <fmt/format.h>
 
 #include "exsim/auth/gss.hpp"
+#include "exsim/auth/token_decoder.hpp"
 #include "exsim/common/base64.hpp"
+#include "ntlm_bytes.hpp"
 #include "proxy_support.hpp"
 
 namespace exsim::testing {
@@ -162,69 +164,20 @@ private:
 
 // ---- NTLM and GSS tokens, byte by byte (MS-NLMP 2.2.1) ----------------------------------------
 
-void put16(bytes& b, std::size_t at, std::uint16_t v) {
-    b[at] = static_cast<std::uint8_t>(v);
-    b[at + 1] = static_cast<std::uint8_t>(v >> 8);
-}
+using ntlm::ascii;
+using ntlm::cat;
+using ntlm::put32;
+using ntlm::utf16le;
+using ntlm_message = ntlm::builder;
+namespace flag = auth::ntlm_flag;
 
-void put32(bytes& b, std::size_t at, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) b[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-
-bytes cat(std::initializer_list<bytes> parts) {
-    bytes out;
-    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-    return out;
-}
-
-bytes utf16le(std::u16string_view s) {
-    bytes out;
-    for (char16_t c : s) {
-        out.push_back(static_cast<std::uint8_t>(c));
-        out.push_back(static_cast<std::uint8_t>(c >> 8));
-    }
-    return out;
-}
-
-bytes raw(std::string_view s) { return bytes(s.begin(), s.end()); }
-
-// A message of `type` with a fixed part of `header_size` bytes; fields go to the payload after it.
-struct ntlm_message {
-    bytes msg;
-    ntlm_message(std::uint32_t type, std::size_t header_size) : msg(header_size, 0) {
-        const char sig[] = "NTLMSSP";
-        std::copy(sig, sig + 8, msg.begin());
-        put32(msg, 8, type);
-    }
-    ntlm_message& flags(std::size_t at, std::uint32_t f) {
-        put32(msg, at, f);
-        return *this;
-    }
-    ntlm_message& field(std::size_t descriptor, const bytes& data) {
-        put16(msg, descriptor, static_cast<std::uint16_t>(data.size()));
-        put16(msg, descriptor + 2, static_cast<std::uint16_t>(data.size()));
-        put32(msg, descriptor + 4, static_cast<std::uint32_t>(msg.size()));
-        msg.insert(msg.end(), data.begin(), data.end());
-        return *this;
-    }
-    // A (Len, MaxLen, Offset) descriptor that need not describe anything real.
-    ntlm_message& claim(std::size_t descriptor, std::uint16_t length, std::uint32_t offset) {
-        put16(msg, descriptor, length);
-        put16(msg, descriptor + 2, length);
-        put32(msg, descriptor + 4, offset);
-        return *this;
-    }
-};
-
-constexpr std::uint32_t unicode = 0x00000001, oem = 0x00000002, request_target = 0x00000004,
-                        ntlm = 0x00000200, oem_domain_supplied = 0x00001000, oem_workstation_supplied = 0x00002000,
-                        always_sign = 0x00008000, extended_session = 0x00080000, target_info = 0x00800000,
-                        version = 0x02000000, key_128 = 0x20000000, key_exch = 0x40000000, key_56 = 0x80000000;
 
 // A 40-byte NEGOTIATE with Version, as Windows sends.
 bytes negotiate() {
-    auto m = ntlm_message(1, 40).flags(12, unicode | oem | request_target | ntlm | always_sign | extended_session |
-                                               version | key_128 | key_56);
+    auto m = ntlm_message(1, 40).flags(12, flag::negotiate_unicode | flag::negotiate_oem | flag::request_target |
+                                               flag::negotiate_ntlm | flag::negotiate_always_sign |
+                                               flag::negotiate_extended_sessionsecurity | flag::negotiate_version |
+                                               flag::negotiate_128 | flag::negotiate_56);
     m.msg[32] = 10;
     return m.msg;
 }
@@ -234,8 +187,10 @@ bytes negotiate() {
 bytes authenticate(const bytes& domain, const bytes& user, bool oem_names = false) {
     bytes nt_response(72);
     for (std::size_t i = 0; i < nt_response.size(); ++i) nt_response[i] = static_cast<std::uint8_t>(i * 7);
-    const std::uint32_t f = (oem_names ? oem : unicode) | request_target | ntlm | always_sign | extended_session |
-                            target_info | version | key_128 | key_exch | key_56;
+    const std::uint32_t f = (oem_names ? flag::negotiate_oem : flag::negotiate_unicode) | flag::request_target |
+                            flag::negotiate_ntlm | flag::negotiate_always_sign |
+                            flag::negotiate_extended_sessionsecurity | flag::negotiate_target_info |
+                            flag::negotiate_version | flag::negotiate_128 | flag::negotiate_key_exch | flag::negotiate_56;
     return ntlm_message(3, 88)
         .flags(60, f)
         .field(12, bytes(24, 0))
@@ -412,7 +367,8 @@ TEST(HostileAuthorization, RefusesBadBase64TruncatedOversizedAndForeignTokens) {
     const auto log_in = keeps(401, "log in with Basic authentication");  // the proxy takes Basic only
     const auto logon_failed = keeps(401, "logon failed");
     const auto bad_base64 = keeps(400, "not valid base64");
-    auto past_end = ntlm_message(1, 32).flags(12, oem | ntlm | oem_domain_supplied | oem_workstation_supplied);
+    auto past_end = ntlm_message(1, 32).flags(12, flag::negotiate_oem | flag::negotiate_ntlm | flag::negotiate_oem_domain_supplied |
+                                                              flag::negotiate_oem_workstation_supplied);
     past_end.claim(16, 0xFFFF, 0x7FFFFFF0).claim(24, 64, 32);
     const std::vector<row> rows{
         {"Basic, invalid base64", with_authorization("Basic !!not*base64"), log_in,
@@ -428,7 +384,7 @@ TEST(HostileAuthorization, RefusesBadBase64TruncatedOversizedAndForeignTokens) {
         {"Negotiate, invalid base64", with_authorization("Negotiate YII%%%%"), log_in, bad_base64},
         {"NTLM, invalid base64", with_authorization("NTLM TlRMTVNTUAAB*=="), log_in, bad_base64, "", "be2"},
         {"NTLM, empty token", with_authorization("NTLM "), log_in, keeps(400, "token is missing"), "", "be2"},
-        {"NTLM, signature only", with_authorization("NTLM " + b64(raw(std::string_view("NTLMSSP\0", 8)))), log_in,
+        {"NTLM, signature only", with_authorization("NTLM " + b64(ascii(std::string_view("NTLMSSP\0", 8)))), log_in,
          logon_failed, "", "be2"},
         {"NTLM, truncated NEGOTIATE", with_authorization("NTLM " + b64(truncated(negotiate(), 20))), log_in,
          logon_failed, "", "be2"},
@@ -703,7 +659,7 @@ TEST(HostileNames, RefuseNulAndNonUtf8BytesInUserNames) {
         return with_authorization("Basic " + b64(user_and_password));
     };
     const auto ntlm_as = [](const bytes& user, bool oem_names = false) {
-        return with_authorization("NTLM " + b64(authenticate(oem_names ? raw("EXSIM") : utf16le(u"EXSIM"), user, oem_names)));
+        return with_authorization("NTLM " + b64(authenticate(oem_names ? ascii("EXSIM") : utf16le(u"EXSIM"), user, oem_names)));
     };
     const std::u16string unpaired{u'c', u'a', static_cast<char16_t>(0xD800), u'r', u'o', u'l'};
     const std::vector<row> rows{
@@ -719,7 +675,7 @@ TEST(HostileNames, RefuseNulAndNonUtf8BytesInUserNames) {
          "be2"},
         {"NTLM: NUL after the name", ntlm_as(utf16le(std::u16string(u"carol\0", 6))), log_in, logon_failed, "", "be2"},
         {"NTLM: an unpaired UTF-16 surrogate", ntlm_as(utf16le(unpaired)), log_in, logon_failed, "", "be2"},
-        {"NTLM: OEM name with a byte that is not UTF-8", ntlm_as(raw("carol\xff"), true), log_in, logon_failed, "",
+        {"NTLM: OEM name with a byte that is not UTF-8", ntlm_as(ascii("carol\xff"), true), log_in, logon_failed, "",
          "be2"},
         {"NTLM: a control character", ntlm_as(utf16le(u"car\x1bol")), log_in, logon_failed, "", "be2"},
         {"NTLM: an empty (anonymous) name", ntlm_as({}), log_in, logon_failed, "", "be2"},

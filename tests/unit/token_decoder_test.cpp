@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ntlm_bytes.hpp"
+
 namespace {
 
 using exsim::auth::decode_ntlm;
@@ -24,54 +26,12 @@ using bytes = std::vector<std::uint8_t>;
 // ---------------------------------------------------------------------------------------------
 // Builders
 
-void put16(bytes& b, std::size_t at, std::uint16_t v) {
-    b[at] = static_cast<std::uint8_t>(v);
-    b[at + 1] = static_cast<std::uint8_t>(v >> 8);
-}
-
-void put32(bytes& b, std::size_t at, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) b[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-
-bytes ascii(std::string_view s) { return bytes(s.begin(), s.end()); }
-
-bytes utf16le(std::u16string_view s) {
-    bytes out;
-    for (char16_t c : s) {
-        out.push_back(static_cast<std::uint8_t>(c));
-        out.push_back(static_cast<std::uint8_t>(c >> 8));
-    }
-    return out;
-}
-
-bytes cat(std::initializer_list<bytes> parts) {
-    bytes out;
-    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-    return out;
-}
-
-// An NTLM message: a fixed header of `header_size` bytes and a payload after it. Fields are
-// appended to the payload and their (Len, MaxLen, Offset) descriptor written at `descriptor`.
-struct ntlm_builder {
-    bytes msg;
-    explicit ntlm_builder(std::uint32_t type, std::size_t header_size) : msg(header_size, 0) {
-        const char sig[] = "NTLMSSP";
-        std::copy(sig, sig + 8, msg.begin());  // includes the NUL
-        put32(msg, 8, type);
-    }
-    ntlm_builder& flags(std::size_t at, std::uint32_t f) { put32(msg, at, f); return *this; }
-    ntlm_builder& field(std::size_t descriptor, const bytes& data) {
-        put16(msg, descriptor, static_cast<std::uint16_t>(data.size()));
-        put16(msg, descriptor + 2, static_cast<std::uint16_t>(data.size()));
-        put32(msg, descriptor + 4, static_cast<std::uint32_t>(msg.size()));
-        msg.insert(msg.end(), data.begin(), data.end());
-        return *this;
-    }
-    ntlm_builder& raw(std::size_t at, const bytes& data) {
-        std::copy(data.begin(), data.end(), msg.begin() + static_cast<std::ptrdiff_t>(at));
-        return *this;
-    }
-};
+using exsim::testing::ntlm::ascii;
+using exsim::testing::ntlm::cat;
+using exsim::testing::ntlm::put16;
+using exsim::testing::ntlm::put32;
+using exsim::testing::ntlm::utf16le;
+using ntlm_builder = exsim::testing::ntlm::builder;
 
 const bytes windows_version{0x0A, 0x00, 0x61, 0x4A, 0x00, 0x00, 0x00, 0x0F};  // 10.0.19041, rev 15
 
