@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
+#include <vector>
 
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -58,7 +59,9 @@ struct worker {
     // This worker's copies of the shared cache's credentials (or of its last error), so that the
     // request path takes no lock; by "user\nmode\nhost".
     std::unordered_map<std::string, auth::credential_result> credentials;
-    std::unordered_set<std::string> refreshing;  // keys whose successor is being acquired
+    // Keys whose credentials are being acquired, each with the timers of the requests waiting
+    // for them (cancelled when they arrive): one acquisition per key however many wait.
+    std::unordered_map<std::string, std::vector<net::steady_timer*>> acquiring;
     net::io_context ioc{1};
     std::optional<net::steady_timer> sweep;  // after ioc: destroyed before it
     std::thread thread;
@@ -104,7 +107,7 @@ namespace {
 enum class exchange_end {
     relayed,        // a response reached the client (or the client went away while it did)
     answered,       // the proxy answered the client itself (an error)
-    retry,          // a re-used connection failed before any response byte: nothing was served
+    retry,          // the back-end closed before any byte of an answer to the first leg
 };
 
 // One client connection: reads requests one after the other and serves each (HTTP/1.1 has no
@@ -289,15 +292,20 @@ private:
                 const bool replayable = parser.is_done() && ex.body_from_client == 0;
                 if (attempt == 0 && common::is_idempotent(req.method()) && replayable) {
                     add(metrics().idempotent_retries);
-                    srv_.log->info("client {}: back-end {} closed a re-used connection; retrying {} once", id_,
-                                   pool.backend().name, req.method_string());
+                    srv_.log->info("client {}: back-end {} closed a {} connection before answering; retrying {} once",
+                                   id_, pool.backend().name, ex.reused ? "re-used" : "new", req.method_string());
                     continue;
                 }
                 add(metrics().backend_errors);
+                // Built before the co_await: GCC 12 mis-destroys string temporaries of a ?: inside one.
+                std::string why = !common::is_idempotent(req.method())
+                                      ? "it is not idempotent, and it may or may not have been acted on"
+                                      : attempt > 0 ? "it was already retried once"
+                                                    : "its body was streamed and is gone";
                 co_return co_await answer(http::status::bad_gateway, req.version(), false,
                                           fmt::format("back-end {} closed the connection before answering; {} is not "
-                                                      "retried (not idempotent or its body is gone)",
-                                                      pool.backend().name, req.method_string()));
+                                                      "retried: {}",
+                                                      pool.backend().name, req.method_string(), why));
             }
             pool.release(std::move(ex.conn), ex.reusable, id_, ex.close_why);
             co_return end == exchange_end::relayed ? ex.client_open : ex.client_open && keep;
@@ -403,32 +411,45 @@ private:
             // Credentials that worked serve on while their successor is acquired in the
             // background: a slow or stopped KDC then delays no user it had already served.
             if (it->second.credentials) {
-                refresh(cache, key, user, password, mode, host);
+                acquire(cache, key, user, password, mode, host);
                 co_return it->second;
             }
         }
-        // The AS exchange, and for Kerberos the TGS exchange for the back-end's service ticket
-        // (kept in the credential's own cache), run on the shared cache's blocking pool: never
-        // on this loop. The operation is a named local: GCC 12 destroys a closure built inside
-        // a co_await expression twice.
-        auto acquisition = auth::async_credentials(cache, user, password, mode, host);
-        auto result = co_await std::move(acquisition);
-        if (!result.credentials) result.fresh_until = std::chrono::steady_clock::now() + credential_failure_lifetime;
-        worker_.credentials[key] = result;
-        co_return result;
+        // Waits for the acquisition at most credential_timeout: libkrb5 gives up on a KDC that
+        // accepts but never answers only after about 27 s. The answer arriving later is kept.
+        acquire(cache, key, user, password, mode, host);
+        if (auto waiting = worker_.acquiring.find(key); waiting != worker_.acquiring.end()) {
+            net::steady_timer wake(worker_.ioc, limits().credential_timeout);
+            waiting->second.push_back(&wake);
+            co_await wake.async_wait(net::as_tuple(net::use_awaitable));
+            if (auto still = worker_.acquiring.find(key); still != worker_.acquiring.end()) {
+                std::erase(still->second, &wake);
+                auth::credential_result late;
+                late.error = fmt::format("the KDC did not answer within {} ms (credential_timeout)",
+                                         limits().credential_timeout.count());
+                late.kdc_unreachable = true;
+                co_return late;
+            }
+        }
+        co_return worker_.credentials[key];
     }
 
-    // One background acquisition per key at a time; a failure keeps the old credentials and
-    // waits credential_failure_lifetime before the next attempt.
-    void refresh(auth::credential_cache& cache, const std::string& key, const std::string& user,
+    // The AS exchange, and for Kerberos the TGS exchange for the back-end's service ticket (kept
+    // in the credential's own cache), run on the shared cache's blocking pool, never on this
+    // loop; the result comes back to this worker's copies. One acquisition per key at a time; a
+    // failure keeps the credentials that worked, and waits credential_failure_lifetime before
+    // the next attempt.
+    void acquire(auth::credential_cache& cache, const std::string& key, const std::string& user,
                  const std::string& password, auth::initiator_mode mode, const std::string& host) {
-        if (!worker_.refreshing.insert(key).second) return;
+        if (!worker_.acquiring.try_emplace(key).second) return;
         cache.async_get(user, password, mode, worker_.ioc.get_executor(),
                         [w = &worker_, key](auth::credential_result result) {
-                            w->refreshing.erase(key);
                             auto& copy = w->credentials[key];
-                            if (result.credentials) copy = std::move(result);
-                            else copy.fresh_until = std::chrono::steady_clock::now() + credential_failure_lifetime;
+                            const bool failed = !result.credentials;
+                            if (!failed || !copy.credentials) copy = std::move(result);
+                            if (failed) copy.fresh_until = std::chrono::steady_clock::now() + credential_failure_lifetime;
+                            auto waiting = w->acquiring.extract(key);
+                            for (auto* timer : waiting.mapped()) timer->cancel();
                         },
                         host);
     }
@@ -516,18 +537,22 @@ private:
             beast::error_code ec;
             if (sent == send_result::ok) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
             if (sent == send_result::backend_failed || ec) {
-                // Only a connection the back-end closed is retried: after a timeout the request
-                // may have been acted on.
+                // A connection the back-end closed before any byte of an answer to the first leg
+                // may be retried (forward() decides): a pooled one it closed while idle, or a new
+                // one whose idle timeout ran out before a slow handshake start sent the request.
+                // After a timeout, never: the request may still be acted on.
                 const bool closed = sent == send_result::backend_failed || ec == http::error::end_of_stream ||
                                     ec == net::error::eof || ec == net::error::connection_reset ||
                                     ec == net::error::broken_pipe;
-                if (ex.reused && ex.legs == 1 && !rp.got_some() && closed) co_return exchange_end::retry;
+                if (ex.legs == 1 && !rp.got_some() && closed) co_return exchange_end::retry;
                 // Built before the co_await: GCC 12 mis-destroys string temporaries of a ?: inside one.
                 const auto status = ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
                 std::string reason = ec == beast::error::timeout
                                          ? fmt::format("no answer within {} ms; the request may have been acted on",
                                                        limits().backend_timeout.count())
-                                         : ec ? ec.message() : std::string("the request could not be sent");
+                                         : ec ? fmt::format("{}; the request was sent and may have been acted on",
+                                                            ec.message())
+                                              : std::string("the request could not be sent");
                 std::string why = fmt::format("back-end {}: {}", pool.backend().name, reason);
                 co_return co_await fail(status, std::move(why));
             }

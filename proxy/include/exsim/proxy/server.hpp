@@ -32,6 +32,7 @@ struct proxy_limits {
     std::chrono::milliseconds connect_timeout{5'000};        // TCP connect to a back-end
     std::chrono::milliseconds backend_timeout{30'000};       // each back-end read or write
     std::chrono::milliseconds tls_handshake_timeout{10'000};
+    std::chrono::milliseconds credential_timeout{5'000};    // a user's Kerberos credentials from the KDC (503)
     std::size_t max_handshake_legs = 6;                     // 401 answers per request
 };
 
