@@ -435,6 +435,10 @@ int cmd_load(const std::vector<std::string>& args) {
         "duration", po::value(&duration_s)->default_value(duration_s), "seconds to run (ramp-up included)")(
         "requests", po::value(&requests)->default_value(0), "stop after N requests instead of a duration")(
         "mix", po::value(&mix), "operation weights, e.g. list=50,read=30,send=10,delete=10 (the default)")(
+        "path", po::value(&l.path), "GET this target for every request instead of the mix, without the leak oracle "
+                                    "(e.g. /exchweb/blob?size=16384; counted as list)")(
+        "extra-users", po::value(&o.extra_users)->default_value(0),
+        "add N generated users to the directory, as 'exsim up --extra-users N' did")(
         "seed", po::value(&l.seed)->default_value(1), "random seed of the sessions' choices")(
         "warmup", po::value(&warmup)->default_value(0), "unmeasured Inbox lists per session before the run")(
         "timeout-ms", po::value(&timeout_ms)->default_value(timeout_ms), "per request, handshake included")(

@@ -304,15 +304,19 @@ private:
     }
 
     op pick() {
+        if (!rs_.options.path.empty()) return op::list;
         const op o = all_ops[mix_(rng_)];
         // Nothing known to read or delete yet: the user looks at the Inbox first.
         return (o == op::read || o == op::del) && known_.empty() ? op::list : o;
     }
 
     awaitable<void> one(clock_type::time_point due, op o, bool measured) {
+        const bool fixed = !rs_.options.path.empty();  // --path: the same GET every time, no oracle
         http::request<http::string_body> req{http::verb::get, "/exchange/Inbox/", 11};
         std::string id;
-        if (o == op::read || o == op::del) {
+        if (fixed) {
+            req.target(rs_.options.path);
+        } else if (o == op::read || o == op::del) {
             id = known_[std::uniform_int_distribution<std::size_t>(0, known_.size() - 1)(rng_)];
             req.target("/exchange/Inbox/" + id);
             if (o == op::del) req.method(http::verb::delete_);
@@ -331,14 +335,14 @@ private:
         req.set(http::field::user_agent, "exsim-load");
         // Pass-through: say who this request is for, so that the back-end's audit log can tell
         // when a proxy in between served it on a connection authenticated as someone else.
-        if (rs_.options.mode == entry::passthrough) req.set("X-Exsim-On-Behalf-Of", user_.name);
-        else req.set(http::field::authorization, basic_);
+        if (rs_.options.mode == entry::frontend) req.set(http::field::authorization, basic_);
+        else if (!fixed) req.set("X-Exsim-On-Behalf-Of", user_.name);
         req.prepare_payload();
 
         outcome r = co_await exchange(req);
         judged j;
         if (r.error.empty()) {
-            j = judge(o, user_.name, may_open_, r.status, r.identity, r.mailbox, r.body);
+            if (!fixed) j = judge(o, user_.name, may_open_, r.status, r.identity, r.mailbox, r.body);
             if (r.status >= 400) r.error = fmt::format("http_{}", r.status);
         }
         if (o == op::list && r.status == 200) {
@@ -600,6 +604,8 @@ void check(const load_options& o) {
     if (std::all_of(o.mix.begin(), o.mix.end(), [](unsigned w) { return w == 0; }))
         throw common::config_error("--mix: every weight is 0");
     if (o.directory.users.empty()) throw common::config_error("directory: no users");
+    if (!o.path.empty() && (o.path.front() != '/' || o.path.find_first_of(" \r\n") != std::string::npos))
+        throw common::config_error(fmt::format("--path: '{}' is not an origin-form target such as /exchweb/", o.path));
     if (!o.requests && o.ramp_up >= o.duration)
         throw common::config_error("--ramp-up: must be shorter than --duration (it is part of it)");
 }

@@ -47,6 +47,9 @@ struct load_options {
     std::chrono::milliseconds duration{10'000};
     std::uint64_t requests = 0;                // > 0: stop after this many instead
     op_mix mix = default_mix;
+    // Non-empty: every request is GET of this origin-form target (e.g. "/exchweb/blob?size=16384"),
+    // with no mix and no leak oracle: a fixed request for comparing proxies. Counted as list.
+    std::string path;
     std::uint64_t seed = 1;
     std::chrono::milliseconds timeout{30'000};  // per request, every handshake leg included
     // Unmeasured Inbox lists per session before the run (connections, TLS, credentials warm);
