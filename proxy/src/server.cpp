@@ -29,6 +29,7 @@
 #include "exsim/proxy/admin_server.hpp"
 #include "exsim/proxy/policy.hpp"
 #include "exsim/proxy/request_checks.hpp"
+#include "forwarding.hpp"
 #include "pool.hpp"
 
 namespace exsim::proxy {
@@ -66,13 +67,6 @@ struct worker {
     std::optional<net::steady_timer> sweep;  // after ioc: destroyed before it
     std::thread thread;
 };
-
-bool is_hop_by_hop(std::string_view name) {
-    static constexpr std::string_view names[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
-                                                 "proxy-authenticate", "te", "trailer", "upgrade", "expect", "host",
-                                                 "authorization", "www-authenticate"};
-    return std::any_of(std::begin(names), std::end(names), [&](auto n) { return boost::iequals(n, name); });
-}
 
 }  // namespace
 
@@ -454,23 +448,6 @@ private:
                         host);
     }
 
-    // The request's headers as the back-end gets them: end-to-end headers only, never the
-    // client's Authorization nor any X-Exsim-* it sent; then who the proxy acts for.
-    http::request<http::buffer_body> backend_request(const http::request<http::buffer_body>& req,
-                                                     const std::string& target, const std::string& user,
-                                                     const backend_pool& pool) {
-        http::request<http::buffer_body> out{req.method(), target, 11};
-        for (const auto& f : req) {
-            const auto name = f.name_string();
-            if (is_hop_by_hop(name) || boost::istarts_with(name, "x-exsim-")) continue;
-            out.insert(name, f.value());
-        }
-        out.set(http::field::host, fmt::format("{}:{}", pool.backend().host, pool.endpoint().port()));
-        if (!user.empty()) out.set("X-Exsim-On-Behalf-Of", user);
-        out.keep_alive(true);
-        return out;
-    }
-
     // Runs the legs of one request on ex.conn until a final response, which it relays.
     awaitable<exchange_end> run_exchange(exchange& ex, client_parser& parser, const std::string& target,
                                          const std::string& user, const std::string& password, backend_pool& pool) {
@@ -498,7 +475,8 @@ private:
                 co_return co_await fail(http::status::bad_gateway,
                                         fmt::format("back-end {}: the handshake did not finish in {} legs",
                                                     pool.backend().name, limits().max_handshake_legs));
-            auto out = backend_request(req, target, user, pool);
+            auto out = backend_request(req, target, user,
+                                       fmt::format("{}:{}", pool.backend().host, pool.endpoint().port()));
             if (ex.initiator) out.set(http::field::authorization, auth::token_header(ex.initiator->http_scheme(), ex.step.token));
             // A raw NTLM NEGOTIATE can never be the last leg: it carries no body (as browsers do).
             const bool bodyless = ex.initiator && ex.initiator->http_scheme() == auth::scheme::ntlm &&
@@ -775,9 +753,7 @@ private:
         }
         // The client's HTTP version: an HTTP/1.0 client (ApacheBench) keeps its connection only
         // when told so, and cannot read chunks: a chunked body then ends with the connection.
-        http::response<http::buffer_body> out{res.result(), version};
-        for (const auto& f : res)
-            if (!is_hop_by_hop(f.name_string())) out.insert(f.name_string(), f.value());
+        auto out = client_response(res, version);
         if (version < 11 && out.chunked()) {
             out.chunked(false);
             keep = false;

@@ -1,0 +1,40 @@
+#include "forwarding.hpp"
+
+#include <algorithm>
+#include <iterator>
+
+#include <boost/beast/core/string.hpp>
+
+namespace exsim::proxy {
+namespace http = boost::beast::http;
+using boost::beast::iequals;  // ASCII: boost::iequals takes a std::locale facet per character
+
+bool is_hop_by_hop(std::string_view name) {
+    static constexpr std::string_view names[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
+                                                 "proxy-authenticate", "te", "trailer", "upgrade", "expect", "host",
+                                                 "authorization", "www-authenticate"};
+    return std::any_of(std::begin(names), std::end(names), [&](auto n) { return iequals(n, name); });
+}
+
+http::request<http::buffer_body> backend_request(const http::request_header<>& req, const std::string& target,
+                                                 const std::string& user, const std::string& host) {
+    http::request<http::buffer_body> out{req.method(), target, 11};
+    for (const auto& f : req) {
+        const auto name = f.name_string();
+        if (is_hop_by_hop(name) || iequals(name.substr(0, 8), "x-exsim-")) continue;
+        out.insert(name, f.value());
+    }
+    out.set(http::field::host, host);
+    if (!user.empty()) out.set("X-Exsim-On-Behalf-Of", user);
+    out.keep_alive(true);
+    return out;
+}
+
+http::response<http::buffer_body> client_response(const http::response_header<>& res, unsigned version) {
+    http::response<http::buffer_body> out{res.result(), version};
+    for (const auto& f : res)
+        if (!is_hop_by_hop(f.name_string())) out.insert(f.name_string(), f.value());
+    return out;
+}
+
+}  // namespace exsim::proxy

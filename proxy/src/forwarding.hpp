@@ -1,0 +1,31 @@
+#pragma once
+// Header rewriting for a forwarded message (RFC 9110 section 7.6.1): what the back-end gets of a
+// client's request and what the client gets of the back-end's response. Private to the proxy;
+// the benchmarks include it to time it alone.
+
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/message.hpp>
+
+namespace exsim::proxy {
+
+// Fields that belong to one hop (Connection and what it governs, Host) or to one hop's
+// authentication (Authorization, WWW-Authenticate: the proxy authenticates to the back-end
+// itself). Case-insensitive.
+bool is_hop_by_hop(std::string_view name);
+
+// The request header as the back-end gets it: the client's end-to-end fields, never its
+// Authorization nor any X-Exsim-* it sent; then the back-end's Host (`host`, "be1.exsim.test:8081"),
+// who the proxy acts for (X-Exsim-On-Behalf-Of, when `user` is not empty), HTTP/1.1 keep-alive.
+boost::beast::http::request<boost::beast::http::buffer_body> backend_request(
+    const boost::beast::http::request_header<>& req, const std::string& target, const std::string& user,
+    const std::string& host);
+
+// The response header as the client gets it, in the client's HTTP `version`: the back-end's
+// end-to-end fields (its WWW-Authenticate is the proxy's business). Framing is the caller's.
+boost::beast::http::response<boost::beast::http::buffer_body> client_response(
+    const boost::beast::http::response_header<>& res, unsigned version);
+
+}  // namespace exsim::proxy
