@@ -11,10 +11,6 @@
 #include <random>
 #include <thread>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -23,8 +19,6 @@
 namespace exsim::testing {
 namespace {
 
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
 using proxy::close_reason;
 using proxy::handshake_mechanism;
 using proxy::worker_metrics;
@@ -119,83 +113,6 @@ TEST(FaultBackendKilled, InTheMiddleOfItsBodyClosesTheClientConnectionAndResends
 
 // ---------------------------------------------------------------------------------------------
 // Back-ends that close idle pooled connections at random
-
-// Between the proxy and a real back-end: forwards each request and its response, and closes a
-// re-used connection at random instead of forwarding the request that re-uses it: the
-// back-end's idle close racing the proxy's send, where the pool's check cannot see it. Only a
-// request that follows a finished exchange (not a 401 of a handshake) is cut, as an idle close
-// would.
-class idle_closing_relay {
-public:
-    idle_closing_relay(std::uint16_t backend_port, double probability, unsigned seed)
-        : backend_({net::ip::make_address("127.0.0.1"), backend_port}),
-          acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}),
-          probability_(probability),
-          rng_(seed) {
-        net::co_spawn(ioc_, accept(), net::detached);
-        thread_ = std::thread([this] { ioc_.run(); });
-    }
-    ~idle_closing_relay() {
-        ioc_.stop();
-        thread_.join();
-    }
-    std::string address() const { return fmt::format("127.0.0.1:{}", acceptor_.local_endpoint().port()); }
-    // Requests cut, by method (read after the workload: the relay's thread wrote them).
-    std::map<std::string, std::size_t> cut() {
-        std::lock_guard lock(m_);
-        return cut_;
-    }
-
-private:
-    net::awaitable<void> accept() {
-        for (;;) {
-            auto [ec, s] = co_await acceptor_.async_accept(net::as_tuple(net::use_awaitable));
-            if (ec) co_return;
-            net::co_spawn(ioc_, relay(std::move(s)), net::detached);
-        }
-    }
-
-    net::awaitable<void> relay(tcp::socket front) {
-        constexpr auto nothrow = net::as_tuple(net::use_awaitable);
-        tcp::socket back(ioc_);
-        auto [cec] = co_await back.async_connect(backend_, nothrow);
-        boost::beast::flat_buffer from_front, from_back;
-        bool idle = false;  // a finished exchange came before: the next request re-uses the connection
-        while (!cec) {
-            http::request_parser<http::string_body> req;
-            req.body_limit(boost::none);
-            auto [ec, n] = co_await http::async_read(front, from_front, req, nothrow);
-            if (ec) break;
-            if (idle && std::uniform_real_distribution<>(0, 1)(rng_) < probability_) {
-                std::lock_guard lock(m_);
-                ++cut_[std::string(req.get().method_string())];
-                break;
-            }
-            auto [wec, wn] = co_await http::async_write(back, req.get(), nothrow);
-            if (wec) break;
-            http::response_parser<http::string_body> res;
-            res.body_limit(boost::none);
-            res.skip(req.get().method() == verb::head);
-            auto [rec, rn] = co_await http::async_read(back, from_back, res, nothrow);
-            if (rec) break;
-            auto [fec, fn] = co_await http::async_write(front, res.get(), nothrow);
-            if (fec || !res.get().keep_alive()) break;
-            idle = res.get().result() != http::status::unauthorized;
-        }
-        boost::system::error_code ignored;
-        front.shutdown(tcp::socket::shutdown_both, ignored);
-        back.shutdown(tcp::socket::shutdown_both, ignored);
-    }
-
-    tcp::endpoint backend_;
-    net::io_context ioc_{1};
-    tcp::acceptor acceptor_;
-    double probability_;
-    std::mt19937 rng_;
-    std::mutex m_;
-    std::map<std::string, std::size_t> cut_;
-    std::thread thread_;
-};
 
 // What a run of lists and sends through the proxy saw, to compare with the store.
 struct mixed_run {

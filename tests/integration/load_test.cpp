@@ -39,51 +39,6 @@ using namespace std::chrono_literals;
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-// Back-ends of the test topology in a state folder of their own, stores fresh from the seed.
-class fresh_backends {
-public:
-    explicit fresh_backends(const std::vector<std::string>& names) {
-        static std::atomic<int> next{0};
-        auto& env = realm_environment::get();
-        dir_ = env.dir() / fmt::format("load-{}", next++);
-        fs::create_directories(dir_);
-        for (const auto& name : names) {
-            auto o = backend::realm_backend_options(env.topology(), env.realm(), name, dir_);
-            o.reset_store = true;
-            auto s = std::make_unique<backend::server>(env.topology(), o);
-            s->start();
-            servers_[name] = std::move(s);
-        }
-    }
-
-    backend::server& at(const std::string& name) { return *servers_.at(name); }
-    std::uint16_t port(const std::string& name) const { return servers_.at(name)->port(); }
-
-    // For proxy_setup::addresses: the front-end talks to these instead of the shared ones.
-    std::map<std::string, std::string> addresses() const {
-        std::map<std::string, std::string> out;
-        for (const auto& [name, s] : servers_) out[name] = fmt::format("127.0.0.1:{}", s->port());
-        return out;
-    }
-    std::vector<fs::path> audit_logs() const {
-        std::vector<fs::path> out;
-        for (const auto& [name, s] : servers_) out.push_back(s->audit_log_file());
-        return out;
-    }
-    std::vector<backend::audit_record> audit() const {
-        std::vector<backend::audit_record> all;
-        for (const auto& f : audit_logs()) {
-            auto r = backend::read_audit_log(f);
-            all.insert(all.end(), r.begin(), r.end());
-        }
-        return all;
-    }
-
-private:
-    fs::path dir_;
-    std::map<std::string, std::unique_ptr<backend::server>> servers_;
-};
-
 // A workload through the front-end: who, on which back-ends, and what they do. One session per
 // user, so that no two sessions of one user race to delete the same message (a 404 under a safe
 // policy would be an error of the workload, not of the policy).

@@ -2,11 +2,24 @@
 
 #include <sys/socket.h>
 
+#include <fstream>
+#include <future>
+#include <limits>
+#include <regex>
 #include <sstream>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/common/accept_loop.hpp"
 
 namespace exsim::testing {
 
@@ -167,6 +180,247 @@ std::string mail_json(const std::string& to, const std::string& subject, const s
     o["subject"] = subject;
     o["body"] = body;
     return boost::json::serialize(o);
+}
+
+}  // namespace exsim::testing
+
+namespace exsim::testing {
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// ---- fresh_backends ---------------------------------------------------------------------------
+
+fresh_backends::fresh_backends(const std::vector<std::string>& names) {
+    static std::atomic<int> next{0};
+    auto& env = realm_environment::get();
+    dir_ = env.dir() / fmt::format("backends-{}", next++);
+    std::filesystem::create_directories(dir_);
+    for (const auto& name : names) {
+        auto o = backend::realm_backend_options(env.topology(), env.realm(), name, dir_);
+        o.reset_store = true;
+        auto s = std::make_unique<backend::server>(env.topology(), o);
+        s->start();
+        o.port = s->port();
+        o.reset_store = false;  // for start_again()
+        options_[name] = o;
+        servers_[name] = std::move(s);
+    }
+}
+
+std::map<std::string, std::string> fresh_backends::addresses() const {
+    std::map<std::string, std::string> out;
+    for (const auto& [name, o] : options_) out[name] = fmt::format("127.0.0.1:{}", o.port);
+    return out;
+}
+
+std::vector<std::filesystem::path> fresh_backends::audit_logs() const {
+    std::vector<std::filesystem::path> out;
+    for (const auto& [name, o] : options_) out.push_back(backend::audit_log_path(dir_, name));
+    return out;
+}
+
+std::vector<backend::audit_record> fresh_backends::audit() const {
+    std::vector<backend::audit_record> all;
+    for (const auto& f : audit_logs()) {
+        auto r = backend::read_audit_log(f);
+        all.insert(all.end(), r.begin(), r.end());
+    }
+    return all;
+}
+
+std::map<std::string, std::size_t> fresh_backends::sent_subjects(const std::string& user) const {
+    const auto* u = realm_environment::get().topology().find_user(user);
+    if (!u || !options_.count(u->home)) {
+        ADD_FAILURE() << user << " has no home among these back-ends";
+        return {};
+    }
+    backend::mailbox_store store(backend::mailbox_database_path(dir_, u->home));
+    std::vector<backend::message> messages;
+    const auto ec = store.list(user, backend::sent_items_folder, std::numeric_limits<std::size_t>::max(), messages);
+    EXPECT_FALSE(ec) << user << ": " << ec.message();
+    std::map<std::string, std::size_t> out;
+    for (const auto& m : messages) ++out[m.subject];
+    return out;
+}
+
+void fresh_backends::stop(const std::string& name) {
+    auto& s = servers_.at(name);
+    if (s) s->stop();
+    s.reset();
+}
+
+void fresh_backends::start_again(const std::string& name) {
+    auto& s = servers_.at(name);
+    if (s) return;
+    s = std::make_unique<backend::server>(realm_environment::get().topology(), options_.at(name));
+    s->start();
+}
+
+// ---- idle_closing_relay -----------------------------------------------------------------------
+
+// One relayed connection, as close_idle() sees it.
+struct idle_closing_relay::link {
+    tcp::socket* front;
+    bool between_exchanges = false;  // a finished exchange came before; waiting for the next request
+};
+
+idle_closing_relay::idle_closing_relay(std::uint16_t backend_port, double cut_probability, unsigned seed)
+    : backend_({net::ip::make_address("127.0.0.1"), backend_port}),
+      acceptor_(ioc_, {net::ip::make_address("127.0.0.1"), 0}),
+      listening_(acceptor_.local_endpoint()),
+      probability_(cut_probability),
+      rng_(seed) {
+    net::co_spawn(ioc_, accept(), net::detached);
+    thread_ = std::thread([this] { ioc_.run(); });
+}
+
+idle_closing_relay::~idle_closing_relay() {
+    ioc_.stop();
+    thread_.join();
+}
+
+std::string idle_closing_relay::address() const { return fmt::format("127.0.0.1:{}", listening_.port()); }
+
+std::map<std::string, std::size_t> idle_closing_relay::cut() {
+    std::lock_guard lock(m_);
+    return cut_;
+}
+
+// Runs `f` on the relay's thread (which owns the links, the listener and the PRNG) and returns
+// what it returns.
+template <class F>
+auto idle_closing_relay::on_relay_thread(F f) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto result = task.get_future();
+    net::post(ioc_, [&task] { task(); });
+    return result.get();
+}
+
+std::size_t idle_closing_relay::close_idle(double probability) {
+    return on_relay_thread([this, probability] {
+        std::size_t closed = 0;
+        for (auto* l : links_) {
+            if (!l->between_exchanges || std::uniform_real_distribution<>(0, 1)(rng_) >= probability) continue;
+            boost::system::error_code ignored;
+            l->front->shutdown(tcp::socket::shutdown_both, ignored);  // its relay() sees the end and finishes
+            l->between_exchanges = false;
+            ++closed;
+        }
+        return closed;
+    });
+}
+
+void idle_closing_relay::refuse() {
+    on_relay_thread([this] {
+        boost::system::error_code ignored;
+        acceptor_.close(ignored);
+        return 0;
+    });
+}
+
+void idle_closing_relay::accept_again() {
+    on_relay_thread([this] {
+        if (acceptor_.is_open()) return 0;
+        common::listen_on(acceptor_, listening_.address().to_string(), listening_.port(), "relay");
+        net::co_spawn(ioc_, accept(), net::detached);
+        return 0;
+    });
+}
+
+net::awaitable<void> idle_closing_relay::accept() {
+    for (;;) {
+        auto [ec, s] = co_await acceptor_.async_accept(net::as_tuple(net::use_awaitable));
+        if (ec) co_return;
+        net::co_spawn(ioc_, relay(std::move(s)), net::detached);
+    }
+}
+
+net::awaitable<void> idle_closing_relay::relay(tcp::socket front) {
+    using namespace net::experimental::awaitable_operators;
+    constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+    link self{&front};
+    links_.insert(&self);
+    tcp::socket back(ioc_);
+    auto [cec] = co_await back.async_connect(backend_, nothrow);
+    boost::beast::flat_buffer from_front, from_back;
+    while (!cec) {
+        // Whichever speaks first: the front-end with its next request, or the back-end closing.
+        if (from_front.size() == 0) {
+            auto first = co_await (front.async_wait(tcp::socket::wait_read, nothrow) ||
+                                   back.async_wait(tcp::socket::wait_read, nothrow));
+            if (first.index() == 1) break;
+        }
+        const bool reused = self.between_exchanges;
+        self.between_exchanges = false;
+        http::request_parser<http::string_body> req;
+        req.body_limit(boost::none);
+        auto [ec, n] = co_await http::async_read(front, from_front, req, nothrow);
+        if (ec) break;
+        if (reused && std::uniform_real_distribution<>(0, 1)(rng_) < probability_) {
+            std::lock_guard lock(m_);
+            ++cut_[std::string(req.get().method_string())];
+            break;
+        }
+        auto [wec, wn] = co_await http::async_write(back, req.get(), nothrow);
+        if (wec) break;
+        http::response_parser<http::string_body> res;
+        res.body_limit(boost::none);
+        res.skip(req.get().method() == http::verb::head);
+        auto [rec, rn] = co_await http::async_read(back, from_back, res, nothrow);
+        if (rec) break;
+        auto [fec, fn] = co_await http::async_write(front, res.get(), nothrow);
+        if (fec || !res.get().keep_alive()) break;
+        self.between_exchanges = res.get().result() != http::status::unauthorized;
+    }
+    links_.erase(&self);
+    boost::system::error_code ignored;
+    front.shutdown(tcp::socket::shutdown_both, ignored);
+    back.shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+// ---- proxy_process ----------------------------------------------------------------------------
+
+proxy_process::proxy_process(const std::map<std::string, std::string>& backends, const std::vector<std::string>& options) {
+    static std::atomic<int> next{0};
+    dir_ = realm_environment::get().dir() / fmt::format("proxy-process-{}", next++);
+    std::filesystem::create_directories(dir_);
+    // The test realm's state folder: exsim proxy only reads its client files.
+    std::vector<std::string> args{"proxy", "--state-dir", realm_environment::get().dir().string(), "--log-level", "warn"};
+    for (const auto& [name, address] : backends) args.insert(args.end(), {"--backend", name + "=" + address});
+    args.insert(args.end(), options.begin(), options.end());
+    process_ = common::child_process::start(EXSIM_BINARY, args, {}, dir_ / "proxy.log");
+    pid_ = process_.pid();
+    static const std::regex proxy_url("export EXSIM_PROXY_URL=(https?://127\\.0\\.0\\.1:([0-9]+))");
+    static const std::regex metrics_url("export EXSIM_METRICS_URL=(http://127\\.0\\.0\\.1:([0-9]+)/metrics)");
+    for (int i = 0; i < 300 && port_ == 0 && process_.running(); ++i) {
+        std::smatch p, m;
+        const auto text = log();
+        if (std::regex_search(text, p, proxy_url) && std::regex_search(text, m, metrics_url)) {
+            url_ = p[1];
+            metrics_url_ = m[1];
+            metrics_port_ = static_cast<std::uint16_t>(std::stoi(m[2]));
+            port_ = static_cast<std::uint16_t>(std::stoi(p[2]));
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+}
+
+std::string proxy_process::log() const {
+    std::ifstream in(dir_ / "proxy.log");
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string proxy_process::status() {
+    if (process_.running()) return "the proxy is still running";
+    return fmt::format("the proxy process died (exit {}); its log:\n{}", process_.exit_code().value_or(-1), log());
+}
+
+std::optional<int> proxy_process::stop(std::chrono::milliseconds grace) {
+    process_.stop(grace);
+    return process_.exit_code();
 }
 
 }  // namespace exsim::testing

@@ -1,7 +1,9 @@
 #pragma once
 // What the front-end's integration tests share: an in-process proxy in front of the
 // environment's back-ends, what the audit lines say about connections, the proxy's counters, a
-// scripted back-end. (audit_since, eventually and message_ids are in environment.hpp.)
+// scripted back-end; back-ends of a test's own that can be restarted, a relay that closes
+// connections as idle timeouts and restarts do, the `exsim proxy` binary as a child process.
+// (audit_since, eventually and message_ids are in environment.hpp.)
 
 #include <chrono>
 #include <cstdint>
@@ -12,17 +14,23 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <gtest/gtest.h>
 
 #include "environment.hpp"
 #include "exsim/backend/audit_log.hpp"
+#include "exsim/backend/server.hpp"
+#include "exsim/common/process.hpp"
 #include "exsim/proxy/metrics.hpp"
 #include "exsim/proxy/server.hpp"
 
@@ -116,5 +124,112 @@ private:
 
 // {"to":..., "subject":..., "body":...}
 std::string mail_json(const std::string& to, const std::string& subject, const std::string& body = "hello");
+
+// Back-ends of the test topology in a state folder of their own, stores fresh from the seed
+// (the environment's are shared by every test of the program). One of them can be stopped and
+// started again, as a crashed and restarted back-end.
+class fresh_backends {
+public:
+    explicit fresh_backends(const std::vector<std::string>& names);
+
+    backend::server& at(const std::string& name) { return *servers_.at(name); }
+    std::uint16_t port(const std::string& name) const { return options_.at(name).port; }
+
+    // For proxy_setup::addresses: the front-end talks to these instead of the shared ones.
+    std::map<std::string, std::string> addresses() const;
+    std::vector<std::filesystem::path> audit_logs() const;
+    std::vector<backend::audit_record> audit() const;
+    // How many times each subject is in `user`'s Sent Items, read from its home's store.
+    std::map<std::string, std::size_t> sent_subjects(const std::string& user) const;
+
+    // Stops `name` at once: its listener and every connection closed in whatever state they
+    // are, requests in progress unanswered (acted on or not), as a crash looks from outside.
+    void stop(const std::string& name);
+    // Starts it again on the same port, with the same store and audit log.
+    void start_again(const std::string& name);
+
+private:
+    std::filesystem::path dir_;
+    std::map<std::string, backend::server_options> options_;
+    std::map<std::string, std::unique_ptr<backend::server>> servers_;
+};
+
+// Between the front-end and a real back-end: forwards each request and its response (whole,
+// so that the front-end never sees half of one), with the faults a back-end's idle timeout and
+// restarts bring:
+//  - a re-used connection is closed at random (`cut_probability`) instead of forwarding the
+//    request that re-uses it: the back-end's idle close racing the proxy's send, where the
+//    pool's check cannot see it. Only a request that follows a finished exchange (not a 401 of
+//    a handshake) is cut, as an idle close would;
+//  - close_idle() closes connections that wait between exchanges: an idle close the pool's
+//    check can see;
+//  - a back-end that closes its side (stopped) gets the front-end's side closed too, at once,
+//    as a direct connection would; refuse() and accept_again() make connecting fail while it
+//    is down.
+class idle_closing_relay {
+public:
+    idle_closing_relay(std::uint16_t backend_port, double cut_probability, unsigned seed);
+    ~idle_closing_relay();
+    idle_closing_relay(const idle_closing_relay&) = delete;
+    idle_closing_relay& operator=(const idle_closing_relay&) = delete;
+
+    std::string address() const;
+    // Requests cut, by method.
+    std::map<std::string, std::size_t> cut();
+    // Closes each connection waiting between exchanges with `probability`; how many it closed.
+    std::size_t close_idle(double probability);
+    void refuse();        // closes the listener: connecting is refused
+    void accept_again();  // listens again on the same port
+
+private:
+    struct link;
+    boost::asio::awaitable<void> accept();
+    boost::asio::awaitable<void> relay(boost::asio::ip::tcp::socket front);
+    template <class F>
+    auto on_relay_thread(F f);
+
+    boost::asio::ip::tcp::endpoint backend_;
+    boost::asio::io_context ioc_{1};
+    // Keeps the thread running while refused with no connection left: on_relay_thread() needs it.
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{ioc_.get_executor()};
+    boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::ip::tcp::endpoint listening_;
+    double probability_;
+    std::mt19937 rng_;           // relay thread only
+    std::set<link*> links_;      // relay thread only
+    std::mutex m_;
+    std::map<std::string, std::size_t> cut_;
+    std::thread thread_;
+};
+
+// The real `exsim proxy` binary in its own process, with the test realm's client files, in
+// front of `backends` (name -> "127.0.0.1:PORT", one per back-end of the topology it runs),
+// for what an in-process front-end cannot show: its death as one failed test (with its log),
+// its own memory and file descriptors. `options` go on its command line.
+class proxy_process {
+public:
+    explicit proxy_process(const std::map<std::string, std::string>& backends,
+                           const std::vector<std::string>& options = {"--workers", "1", "--allow-insecure-http"});
+    ~proxy_process() { process_.stop(); }
+
+    std::uint16_t port() const { return port_; }  // 0: it did not start
+    const std::string& url() const { return url_; }
+    const std::string& metrics_url() const { return metrics_url_; }
+    std::uint16_t metrics_port() const { return metrics_port_; }
+    pid_t pid() const { return pid_; }
+    bool running() { return process_.running(); }
+    std::string log() const;
+    // How it ended, for a failure message.
+    std::string status();
+    // SIGTERM (SIGKILL after `grace`); its exit code (nullopt: it was never started).
+    std::optional<int> stop(std::chrono::milliseconds grace = std::chrono::milliseconds(10'000));
+
+private:
+    std::filesystem::path dir_;
+    common::child_process process_;
+    pid_t pid_ = -1;
+    std::uint16_t port_ = 0, metrics_port_ = 0;
+    std::string url_, metrics_url_;
+};
 
 }  // namespace exsim::testing
