@@ -56,6 +56,12 @@ struct spawn_attributes {
     ~spawn_attributes() { posix_spawnattr_destroy(&attr); }
 };
 
+// A child gets stdin, stdout and stderr and nothing else. Asio opens its sockets without
+// close-on-exec: a child would otherwise hold copies of every listener and connection of
+// exsim's threads, and a listener exsim closes (a back-end stopped to restart) would go on
+// accepting connections in the child, which never answers them, and keep its port taken.
+void close_the_rest(posix_spawn_file_actions_t& fa) { posix_spawn_file_actions_addclosefrom_np(&fa, 3); }
+
 int decode_status(int status) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -94,6 +100,7 @@ run_result run_program(const std::filesystem::path& program, const std::vector<s
     posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
     posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 2);
+    close_the_rest(fa);
     spawn_args sa(program, args, env);
     pid_t pid;
     spawn_attributes attrs;
@@ -144,6 +151,7 @@ child_process child_process::start(const std::filesystem::path& program, const s
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fd, 1);
     posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    close_the_rest(fa);
     spawn_args sa(program, args, env);
     child_process child;
     spawn_attributes attrs;
