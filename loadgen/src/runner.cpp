@@ -153,6 +153,7 @@ struct worker {
     std::vector<time_slice> timeline;
     std::uint64_t connections = 0, handshakes_kerberos = 0, handshakes_ntlm = 0;
     std::uint64_t unsent = 0;                 // open model: due before the end, never sent
+    std::vector<send_record> sends;           // load_options::record_sends
     clock_type::time_point last_completion{};
     std::thread thread;
 
@@ -313,7 +314,7 @@ private:
     awaitable<void> one(clock_type::time_point due, op o, bool measured) {
         const bool fixed = !rs_.options.path.empty();  // --path: the same GET every time, no oracle
         http::request<http::string_body> req{http::verb::get, "/exchange/Inbox/", 11};
-        std::string id;
+        std::string id, subject, recipient;
         if (fixed) {
             req.target(rs_.options.path);
         } else if (o == op::read || o == op::del) {
@@ -326,9 +327,9 @@ private:
             const auto& users = rs_.options.directory.users;
             const auto& to = users[std::uniform_int_distribution<std::size_t>(0, users.size() - 1)(rng_)].name;
             req.set(http::field::content_type, "application/json");
-            req.body() = json::serialize(json::object{
-                {"to", to}, {"subject", fmt::format("load test {} from session {}", ++sent_, index_)},
-                {"body", "exsim load generator"}});
+            subject = fmt::format("load test {} from session {}", ++sent_, index_);
+            recipient = to;
+            req.body() = json::serialize(json::object{{"to", to}, {"subject", subject}, {"body", "exsim load generator"}});
         }
         req.set(http::field::host, rs_.where.host);
         req.set(http::field::accept, "application/json");
@@ -352,6 +353,8 @@ private:
         }
         if ((o == op::del && r.status == 200) || r.status == 404) std::erase(known_, id);
         if (measured) w_.record(rs_, o, due, r.error, j.v);
+        if (measured && o == op::send && rs_.options.record_sends)
+            w_.sends.push_back({user_.name, std::move(recipient), std::move(subject), r.status, r.error});
         if (r.error == "connect") {  // not a tight loop against a target that is gone
             net::steady_timer pause(co_await net::this_coro::executor, std::chrono::milliseconds(100));
             co_await pause.async_wait(nothrow);
@@ -744,6 +747,7 @@ load_result run_load(const load_options& o) {
     for (auto& w : workers) {
         last = std::max(last, w->last_completion);
         r.unsent += w->unsent;
+        r.sends.insert(r.sends.end(), std::make_move_iterator(w->sends.begin()), std::make_move_iterator(w->sends.end()));
         for (std::size_t i = 0; i < r.ops.size(); ++i) r.ops[i].merge(w->ops[i]);
         if (r.timeline.size() < w->timeline.size()) r.timeline.resize(w->timeline.size());
         for (std::size_t s = 0; s < w->timeline.size(); ++s) {

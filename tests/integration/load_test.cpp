@@ -202,6 +202,35 @@ TEST(Load, PersistedKerberosLeaksUnderLegacyAndNotUnderMs04002) {
     EXPECT_LT(fixed.result.backend.connections * 5, t.requests);
 }
 
+// record_sends: each send of the run with its sender, subject and outcome, so that a test can
+// check the store message by message (the soak does, under faults). Off, nothing is kept.
+TEST(Load, RecordSendsKeepsEachSendWithItsSubjectAndOutcome) {
+    const workload sends_only{{"carol", "dave"}, {"be2"}, 40, {0, 0, 1, 0}};
+    fresh_backends b(sends_only.backends);
+    auto p = start_proxy({.policy = "ms04-002", .workers = 1, .addresses = b.addresses()});
+    auto o = frontend_options(sends_only, *p, b, "ms04-002");
+    o.record_sends = true;
+    const auto r = loadgen::run_load(o);
+    ASSERT_EQ(r.sends.size(), 40u);
+    std::map<std::string, std::set<std::string>> subjects;
+    for (const auto& s : r.sends) {
+        EXPECT_EQ(s.status, 200u) << s.subject;
+        EXPECT_EQ(s.error, "") << s.subject;
+        EXPECT_TRUE(realm_environment::get().topology().find_user(s.to)) << s.to;
+        EXPECT_TRUE(subjects[s.user].insert(s.subject).second) << "a subject made twice: " << s.subject;
+    }
+    EXPECT_EQ(subjects.size(), 2u) << "both users sent";
+    for (const auto& [user, made] : subjects) {
+        std::set<std::string> stored;
+        for (const auto& [subject, n] : b.sent_subjects(user)) {
+            EXPECT_EQ(n, 1u) << subject;
+            if (subject.starts_with("load test ")) stored.insert(subject);
+        }
+        EXPECT_EQ(stored, made) << user << ": the store holds exactly the sends recorded";
+    }
+    EXPECT_TRUE(run_policy(ntlm_only, "ms04-002").result.sends.empty());
+}
+
 // ---- thresholds -----------------------------------------------------------------------------
 
 TEST(Load, MaxLeaksThresholdFailsOnTheLegacyRunAndPassesOnASafeOne) {

@@ -63,6 +63,7 @@ struct load_options {
     std::string metrics_url;        // the exsim front-end's /metrics, read before and after
     std::vector<std::filesystem::path> audit_logs;  // back-end audit logs, read before and after
     std::string policy, backend_auth;  // labels for the report
+    bool record_sends = false;      // fill load_result::sends (measured sends only, not the warm-up)
     bool progress = false;          // live line on stderr, when it is a terminal
     const std::atomic<bool>* stop = nullptr;  // set: issue no more requests, finish those in flight
 };

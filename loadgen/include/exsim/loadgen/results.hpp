@@ -51,6 +51,16 @@ struct backend_side {
     std::uint64_t handshakes() const { return handshakes_kerberos + handshakes_ntlm; }
 };
 
+// One send of a run, when load_options::record_sends asks for them: a test can then check the
+// store message by message (a send told 2xx is stored once; one told an error at most once).
+struct send_record {
+    std::string user;     // the sender
+    std::string to;
+    std::string subject;  // unique within the run
+    unsigned status = 0;  // 0: no HTTP response
+    std::string error;    // "" when it succeeded; else its kind, as in op_stats::errors_by_kind
+};
+
 struct load_result {
     std::string mode;          // "frontend" or "passthrough"
     std::string url;           // where the requests went
@@ -70,6 +80,7 @@ struct load_result {
     // From the back-ends' audit logs, the records written during the run: requests served as
     // someone other than the user the front-end acted for. Absent when no audit log was read.
     std::optional<std::uint64_t> audit_cross_user;
+    std::vector<send_record> sends;  // load_options::record_sends only; in no particular order
 
     op_stats total() const;
     double rps() const { return seconds > 0 ? static_cast<double>(total().requests) / seconds : 0.0; }
