@@ -52,8 +52,10 @@ TEST(ProxyPool, NoticesABackendThatClosedAnIdleConnectionAndSendsAPostOnce) {
     EXPECT_EQ(lists, 2u);
     EXPECT_EQ(sends, 1u) << "a POST is never sent twice";
     EXPECT_EQ(connections(records).size(), 3u) << "each request after an idle period needed a new connection";
-    EXPECT_EQ(closed(*p, close_reason::backend_closed), 2);
-    EXPECT_EQ(metric(*p, &worker_metrics::idempotent_retries), 0) << "the close was seen before anything was sent";
+    // The two idle closes are seen by the pool before anything is sent. Any other close is a new
+    // connection that outlived the 300 ms idle timeout before its request went out (a slow
+    // Kerberos start under a sanitizer): its GET was retried.
+    EXPECT_EQ(closed(*p, close_reason::backend_closed) - metric(*p, &worker_metrics::idempotent_retries), 2);
     EXPECT_EQ(metric(*p, &worker_metrics::backend_errors), 0);
     p->stop();
 }

@@ -36,6 +36,7 @@ std::unique_ptr<proxy::server> start_proxy(const proxy_setup& setup) {
     for (const auto& [name, address] : setup.addresses) o.backends[name] = address;
     o.allow_insecure_http = !setup.tls;
     o.workers = setup.workers;
+    o.limits = setup.limits;
     o.state_dir = env.dir() / fmt::format("proxy-{}", next++);
     std::filesystem::create_directories(o.state_dir);
     auto p = std::make_unique<proxy::server>(topology, o);

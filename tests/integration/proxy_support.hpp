@@ -44,6 +44,7 @@ struct proxy_setup {
     std::size_t workers = 1;
     bool tls = false;                                 // false: allow_insecure_http
     std::map<std::string, std::string> addresses{};  // overrides "127.0.0.1:<env port>" by back-end
+    proxy::proxy_limits limits{};
 };
 
 // A started front-end with a copy of the test topology and its own state folder. The

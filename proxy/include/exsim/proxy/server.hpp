@@ -32,7 +32,9 @@ struct proxy_limits {
     std::chrono::milliseconds connect_timeout{5'000};        // TCP connect to a back-end
     std::chrono::milliseconds backend_timeout{30'000};       // each back-end read or write
     std::chrono::milliseconds tls_handshake_timeout{10'000};
-    std::chrono::milliseconds credential_timeout{5'000};    // a user's Kerberos credentials from the KDC (503)
+    // Waiting for a user's credentials from the KDC (then 503, or NTLM under Negotiate). libkrb5's
+    // own limit is about 27 s; 15 s leaves room for a queue of first-time users on a loaded machine.
+    std::chrono::milliseconds credential_timeout{15'000};
     std::size_t max_handshake_legs = 6;                     // 401 answers per request
 };
 
