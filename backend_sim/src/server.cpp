@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
 
+#include "exsim/auth/http_auth.hpp"
 #include "exsim/auth/token_decoder.hpp"
 #include "exsim/backend/audit_log.hpp"
 #include "exsim/backend/mailbox_api.hpp"
@@ -226,18 +227,14 @@ private:
 
     auth_outcome authenticate(const request& req, std::string_view authorization) {
         auth_outcome out;
-        auto space = authorization.find(' ');
-        auto scheme = auth::parse_scheme(authorization.substr(0, space));
+        const auto header = auth::parse_auth_header(authorization);
+        const auto scheme = header.known_scheme;
         if (!scheme || !srv_.backend.offers(auth::scheme_name(*scheme))) {
-            out.reply = challenge(req, fmt::format("the scheme '{}' is not offered here",
-                                                   authorization.substr(0, std::min<std::size_t>(space, 32))));
+            out.reply = challenge(req, fmt::format("the scheme '{}' is not offered here", header.scheme_text.substr(0, 32)));
             return out;
         }
-        std::string_view text = space == std::string_view::npos ? "" : authorization.substr(space + 1);
-        while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-        while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
-        auto token = common::base64_decode(text);
-        if (!token || token->empty()) {
+        const auto& token = header.token;
+        if (!token) {
             out.reply = plain(http::status::bad_request, req.version(),
                               "Authorization: the token is missing or not valid base64");
             return out;

@@ -1,8 +1,10 @@
 #pragma once
-// Negotiate and NTLM over HTTP, for the two clients of a back-end: the front-end (authenticating
-// as the user it acts for) and the load generator's pass-through virtual users (authenticating
-// like a browser). Reading a 401's challenges, writing the Authorization header, choosing the
-// initiator mode from what a back-end offers, and credential_cache::async_get as an awaitable.
+// Negotiate and NTLM over HTTP. Reading one `<scheme> <base64>` header value, for the back-end
+// (Authorization) and for the two clients of a back-end (WWW-Authenticate): the front-end
+// (authenticating as the user it acts for) and the load generator's pass-through virtual users
+// (authenticating like a browser). For the clients: reading a 401's challenges, writing the
+// Authorization header, choosing the initiator mode from what a back-end offers, and
+// credential_cache::async_get as an awaitable.
 
 #include <algorithm>
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/async_result.hpp>
@@ -24,12 +27,33 @@
 
 namespace exsim::auth {
 
+// The value of an Authorization or a WWW-Authenticate line for Negotiate or NTLM (RFC 4559):
+// `<scheme> [<base64 token>]`. The scheme ends at the first space; spaces around the token are
+// ignored. Every byte is the peer's choice; nothing here throws.
+struct auth_header {
+    std::string_view scheme_text;                    // the first word as sent, e.g. for a refusal
+    std::optional<scheme> known_scheme;              // Negotiate or NTLM (case-insensitive)
+    std::optional<std::vector<std::uint8_t>> token;  // nullopt: none, empty, or not valid base64
+};
+inline auth_header parse_auth_header(std::string_view value) {
+    auth_header h;
+    const auto space = value.find(' ');
+    h.scheme_text = value.substr(0, space);
+    h.known_scheme = parse_scheme(h.scheme_text);
+    std::string_view text = space == std::string_view::npos ? std::string_view{} : value.substr(space + 1);
+    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+    if (auto token = common::base64_decode(text); token && !token->empty()) h.token = std::move(token);
+    return h;
+}
+
 // "Negotiate <base64>" or "NTLM <base64>".
 inline std::string token_header(scheme s, const std::vector<std::uint8_t>& token) {
     return fmt::format("{} {}", scheme_name(s), common::base64_encode(token.data(), token.size()));
 }
 
-// The offered schemes of a 401 ("Negotiate", "NTLM"), and the token of `ours` when there is one.
+// The offered schemes of a 401 ("Negotiate", "NTLM"), and the token of `ours` when a line of
+// that scheme carries a valid one.
 struct challenge {
     std::vector<std::string> offers;
     std::optional<std::vector<std::uint8_t>> token;
@@ -40,13 +64,11 @@ challenge read_challenge(const Fields& fields, std::optional<scheme> ours) {
     challenge c;
     for (const auto& f : fields) {
         if (f.name() != boost::beast::http::field::www_authenticate) continue;
-        const std::string_view v = f.value();
-        const auto space = v.find(' ');
-        if (auto s = parse_scheme(v.substr(0, space))) {
-            const auto canonical = std::string(scheme_name(*s));
-            if (std::find(c.offers.begin(), c.offers.end(), canonical) == c.offers.end()) c.offers.push_back(canonical);
-            if (ours && *s == *ours && space != std::string_view::npos) c.token = common::base64_decode(v.substr(space + 1));
-        }
+        auto h = parse_auth_header(f.value());
+        if (!h.known_scheme) continue;
+        const auto canonical = std::string(scheme_name(*h.known_scheme));
+        if (std::find(c.offers.begin(), c.offers.end(), canonical) == c.offers.end()) c.offers.push_back(canonical);
+        if (ours && *h.known_scheme == *ours && h.token) c.token = std::move(h.token);
     }
     return c;
 }
