@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: unit + integration (a real KDC, back-ends, the proxy, curl).
-# `bash scripts/test.sh asan` runs the same suite under AddressSanitizer + UBSan, and `tsan` the
-# integration tests under ThreadSanitizer (tests/tsan.supp); neither is part of CI yet.
-# Extra ctest arguments follow the preset name.
+# Sets up, builds and runs every test, once per build (CMakePresets.json):
+#   dev   the normal build: unit + integration tests (a real KDC, back-ends, the proxy, curl)
+#   asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (tests/lsan.supp)
+#   tsan  the concurrency tests under ThreadSanitizer (tests/tsan.supp)
+# `bash scripts/test.sh dev` (or asan, tsan) runs one build; extra ctest arguments follow its
+# name. Every build's time is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-presets=(dev)
+presets=(dev asan tsan)
 if [ $# -gt 0 ]; then presets=("$1"); shift; fi
+times=()
 for preset in "${presets[@]}"; do
     echo "== $preset" >&2
     start=$SECONDS
     bash scripts/build.sh "$preset"
+    built=$((SECONDS - start))
     ctest --preset "$preset" --timeout 1500 "$@"
-    echo "== $preset: $((SECONDS - start)) s" >&2
+    times+=("$preset: build ${built} s, tests $((SECONDS - start - built)) s")
 done
+printf '== %s\n' "${times[@]}" >&2
