@@ -35,23 +35,69 @@ std::string iso8601_utc_now() {
     return buf;
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence (RFC 3629) at the start of `s`; 0 when there is none.
+std::size_t utf8_sequence(std::string_view s) {
+    const auto b = static_cast<unsigned char>(s[0]);
+    if (b < 0x80) return 1;
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+    if (b >= 0xC2 && b <= 0xDF) n = 2;
+    else if (b == 0xE0) n = 3, lo = 0xA0;
+    else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) n = 3;
+    else if (b == 0xED) n = 3, hi = 0x9F;  // no surrogates
+    else if (b == 0xF0) n = 4, lo = 0x90;
+    else if (b >= 0xF1 && b <= 0xF3) n = 4;
+    else if (b == 0xF4) n = 4, hi = 0x8F;  // nothing above U+10FFFF
+    else return 0;
+    if (s.size() < n) return 0;
+    for (std::size_t i = 1; i < n; ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < (i == 1 ? lo : 0x80) || c > (i == 1 ? hi : 0xBF)) return 0;
+    }
+    return n;
+}
+
+// JSON text is UTF-8 (RFC 8259) and Boost.JSON writes strings byte for byte: a client's path or
+// X-Exsim-On-Behalf-Of with a byte that is not UTF-8 (or one cut inside a character by the
+// length limit) would make a line no reader accepts, and read_audit_log would skip it, cross-user
+// or not. Each such byte is written as U+FFFD instead.
+std::string valid_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    while (!s.empty()) {
+        const std::size_t n = utf8_sequence(s);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";
+            s.remove_prefix(1);
+        } else {
+            out.append(s.substr(0, n));
+            s.remove_prefix(n);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string to_json_line(const audit_record& r) {
     // Field order is fixed so that lines read well with grep/less.
     json::object o;
     o.reserve(14);
-    o["ts"] = r.ts;
-    o["backend"] = r.backend;
+    o["ts"] = valid_utf8(r.ts);
+    o["backend"] = valid_utf8(r.backend);
     o["conn"] = r.conn;
-    o["identity"] = r.identity;
-    o["mechanism"] = r.mechanism;
-    o["auth"] = r.auth;
-    o["method"] = r.method;
-    o["path"] = r.path;
-    o["mailbox"] = r.mailbox;
-    o["op"] = r.op;
+    o["identity"] = valid_utf8(r.identity);
+    o["mechanism"] = valid_utf8(r.mechanism);
+    o["auth"] = valid_utf8(r.auth);
+    o["method"] = valid_utf8(r.method);
+    o["path"] = valid_utf8(r.path);
+    o["mailbox"] = valid_utf8(r.mailbox);
+    o["op"] = valid_utf8(r.op);
     o["status"] = r.status;
-    o["message"] = r.message;
-    o["on_behalf_of"] = r.on_behalf_of;
+    o["message"] = valid_utf8(r.message);
+    o["on_behalf_of"] = valid_utf8(r.on_behalf_of);
     o["cross_user"] = r.cross_user;
     return json::serialize(o);
 }

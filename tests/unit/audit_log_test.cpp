@@ -140,6 +140,26 @@ TEST(AuditLog, HostileValuesStayInsideOneEscapedLine) {
     EXPECT_EQ(records[0].on_behalf_of, "bob\n{\"identity\":\"mallory\"}\"\\");
 }
 
+// Found by fuzzing (tests/fuzz/backend_request): a request path or X-Exsim-On-Behalf-Of with a byte
+// that is not UTF-8, or one cut inside a character, was written as is, and the line was then not
+// JSON: the reader skipped it, and a cross-user line with it.
+TEST(AuditLog, BytesThatAreNotUtf8AreWrittenAsReplacementCharacters) {
+    temp_folder dir;
+    const auto file = dir.path() / "audit.jsonl";
+    audit_log log(file);
+    auto r = sample("alice", "b\xffob");
+    r.path = "/exchange\xf7/alice/Inbox/\xc3";  // a stray byte, then "\xc3\xa9" cut in two
+    log.append(r);
+    std::size_t malformed = 99;
+    const auto records = read_audit_log(file, &malformed);
+    EXPECT_EQ(malformed, 0u);
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].path, "/exchange\xef\xbf\xbd/alice/Inbox/\xef\xbf\xbd");
+    EXPECT_EQ(records[0].on_behalf_of, "b\xef\xbf\xbdob");
+    EXPECT_TRUE(records[0].cross_user);
+    EXPECT_EQ(count_cross_user(file), 1u);
+}
+
 TEST(AuditLog, ReaderSkipsATornLastLineAndCountsIt) {
     temp_folder dir;
     const auto file = dir.path() / "audit.jsonl";

@@ -46,7 +46,8 @@ bool is_cross_user(std::string_view identity, std::string_view on_behalf_of, uns
 // "2024-05-01T12:34:56.789Z" for now (UTC).
 std::string iso8601_utc_now();
 
-// One record as one JSON object, without the trailing newline.
+// One record as one JSON object, without the trailing newline. Bytes of a field that are not
+// UTF-8 are written as U+FFFD, so that every line stays JSON.
 std::string to_json_line(const audit_record& record);
 
 // Parses one line; false when it is not a JSON object (missing fields take their defaults).
