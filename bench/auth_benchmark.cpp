@@ -16,6 +16,8 @@
 //                            would cost without its one-line key file)
 //   BM_NtlmHandshakeFull     both sides, raw NTLM and NTLM through SPNEGO
 //   BM_KerberosHandshakeFull both sides, Kerberos through SPNEGO with a cached service ticket
+//   BM_DecodeToken/<token>   the token decoder on real tokens of those handshakes
+//   BM_FindNtlmAuthenticate  the back-end's check of the user an NTLM AUTHENTICATE claims
 //   BM_RssFlat               RSS before/after 20,000 NTLM + 20,000 Kerberos full handshakes
 //
 // Environment: EXSIM_BENCH_USERS (10000), EXSIM_BENCH_KRB_USERS (64 Kerberos users with cached
@@ -47,6 +49,7 @@
 #include "exsim/auth/gss.hpp"
 #include "exsim/auth/mechanism.hpp"
 #include "exsim/auth/realm.hpp"
+#include "exsim/auth/token_decoder.hpp"
 #include "exsim/common/topology.hpp"
 
 namespace {
@@ -182,12 +185,18 @@ struct handshake_timing {
     int legs = 0;          // tokens exchanged
 };
 
+// `transcript`, when given, receives every token in the order sent (initiator's first).
 std::string handshake(const auth::user_credentials& creds, auth::acceptor_credentials& acc_creds, auth::scheme s,
-                      auth::mechanism expected, handshake_timing* timing = nullptr) {
+                      auth::mechanism expected, handshake_timing* timing = nullptr,
+                      std::vector<std::vector<std::uint8_t>>* transcript = nullptr) {
+    auto record = [transcript](const std::vector<std::uint8_t>& token) {
+        if (transcript && !token.empty()) transcript->push_back(token);
+    };
     auto t0 = clock_type::now();
     auto ini = creds.make_initiator("be1.exsim.test");
     auto out = ini->step({});
     double ini_s = seconds_since(t0);
+    record(out.token);
     t0 = clock_type::now();
     auto acc = acc_creds.make_acceptor(s);
     double acc_s = seconds_since(t0);
@@ -200,11 +209,13 @@ std::string handshake(const auth::user_credentials& creds, auth::acceptor_creden
         acc_out = acc->step(out.token);
         acc_s += seconds_since(t0);
         ++legs;
+        record(acc_out.token);
         if (acc_out.status != auth::step_status::continue_needed) break;
         t0 = clock_type::now();
         out = ini->step(acc_out.token);
         ini_s += seconds_since(t0);
         ++legs;
+        record(out.token);
     }
     if (acc_out.status != auth::step_status::complete) return "acceptor: " + acc_out.error;
     // Mutual authentication: the initiator checks the acceptor's last token (Kerberos AP-REP).
@@ -556,6 +567,93 @@ void BM_KerberosHandshakeFull(benchmark::State& state) {
 }
 BENCHMARK(BM_KerberosHandshakeFull)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KerberosHandshakeFull)->Threads(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// ---------------------------------------------------------------------------------------------
+// BM_DecodeToken/<token>: auth::decode_token (the handshake trace's decoder) on the real tokens
+// of one handshake, captured outside the timed loop; BM_FindNtlmAuthenticate/<carrier>: the
+// back-end's check of who an AUTHENTICATE claims, raw and inside SPNEGO.
+
+enum class captured { ntlm_negotiate, ntlm_challenge, ntlm_authenticate, spnego_ntlm_authenticate, spnego_krb5_ap_req,
+                      spnego_krb5_ap_rep };
+
+// The token of that kind from a real handshake, found by decoding its transcript; throws when
+// the handshake fails or has no such token.
+std::vector<std::uint8_t> capture(captured which) {
+    std::vector<std::vector<std::uint8_t>> transcript;
+    std::string error;
+    const bool spnego_ntlm = which == captured::spnego_ntlm_authenticate;
+    const bool kerberos = which == captured::spnego_krb5_ap_req || which == captured::spnego_krb5_ap_rep;
+    if (kerberos) {
+        auto acc = auth::make_acceptor_credentials(env->acceptor_config(true));
+        const auto user = env->kerberos_users().front();
+        error = handshake(*env->credentials(user, auth::initiator_mode::kerberos), *acc, auth::scheme::negotiate,
+                          auth::mechanism::kerberos, nullptr, &transcript);
+    } else {
+        auto sides = make_ntlm_sides(spnego_ntlm);
+        error = handshake(*sides.creds, *sides.acc_creds, sides.scheme, auth::mechanism::ntlm, nullptr, &transcript);
+    }
+    if (!error.empty()) throw std::runtime_error(error);
+    for (auto& token : transcript) {
+        auto d = auth::decode_token(token);
+        if (!d) continue;
+        const int ntlm_type = d->ntlm ? d->ntlm->type : 0;
+        const bool match =
+            (which == captured::ntlm_negotiate && d->mechanism == "ntlmssp" && ntlm_type == 1) ||
+            (which == captured::ntlm_challenge && d->mechanism == "ntlmssp" && ntlm_type == 2) ||
+            (which == captured::ntlm_authenticate && d->mechanism == "ntlmssp" && ntlm_type == 3) ||
+            (spnego_ntlm && d->mechanism == "spnego" && ntlm_type == 3) ||
+            (which == captured::spnego_krb5_ap_req && d->kerberos_kind == "AP-REQ") ||
+            (which == captured::spnego_krb5_ap_rep && d->kerberos_kind == "AP-REP");
+        if (match) return std::move(token);
+    }
+    throw std::runtime_error(fmt::format("none of the handshake's {} tokens is of that kind", transcript.size()));
+}
+
+void BM_DecodeToken(benchmark::State& state, captured which) {
+    std::vector<std::uint8_t> token;
+    try {
+        token = capture(which);
+        if (auto d = auth::decode_token(token); !d) throw std::runtime_error("not decoded: " + d.error().what);
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        for (auto _ : state) {
+        }
+        return;
+    }
+    for (auto _ : state) {
+        auto d = auth::decode_token(token);
+        benchmark::DoNotOptimize(d);
+    }
+    state.counters["bytes"] = static_cast<double>(token.size());
+    state.SetLabel(auth::describe(*auth::decode_token(token)).substr(0, 60));
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_DecodeToken, ntlm_negotiate, captured::ntlm_negotiate);
+BENCHMARK_CAPTURE(BM_DecodeToken, ntlm_challenge, captured::ntlm_challenge);
+BENCHMARK_CAPTURE(BM_DecodeToken, ntlm_authenticate, captured::ntlm_authenticate);
+BENCHMARK_CAPTURE(BM_DecodeToken, spnego_ntlm_authenticate, captured::spnego_ntlm_authenticate);
+BENCHMARK_CAPTURE(BM_DecodeToken, spnego_krb5_ap_req, captured::spnego_krb5_ap_req);
+BENCHMARK_CAPTURE(BM_DecodeToken, spnego_krb5_ap_rep, captured::spnego_krb5_ap_rep);
+
+void BM_FindNtlmAuthenticate(benchmark::State& state, captured which) {
+    std::vector<std::uint8_t> token;
+    try {
+        token = capture(which);
+        if (!auth::find_ntlm_authenticate(token)) throw std::runtime_error("no AUTHENTICATE found");
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        for (auto _ : state) {
+        }
+        return;
+    }
+    for (auto _ : state) {
+        auto m = auth::find_ntlm_authenticate(token);
+        benchmark::DoNotOptimize(m);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_FindNtlmAuthenticate, raw, captured::ntlm_authenticate);
+BENCHMARK_CAPTURE(BM_FindNtlmAuthenticate, spnego, captured::spnego_ntlm_authenticate);
 
 // ---------------------------------------------------------------------------------------------
 // BM_RssFlat: RSS before and after many full handshakes through the back-end acceptor, after a
