@@ -3,11 +3,14 @@
 #   dev   the normal build: unit + integration tests (a real KDC, back-ends, the proxy, curl)
 #   asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (tests/lsan.supp)
 #   tsan  the concurrency tests under ThreadSanitizer (tests/tsan.supp)
-# `bash scripts/test.sh dev` (or asan, tsan) runs one build; extra ctest arguments follow its
-# name. Every build's time is printed at the end.
+# With no argument: dev only, for now. The sanitizer builds pass locally but have not yet been
+# timed from a fresh clone inside CI's 90 minutes on 2 cores (the issue 5 notes); then the
+# default becomes (dev asan tsan fuzz).
+# `bash scripts/test.sh asan` (or dev, tsan, fuzz) runs one build; extra ctest arguments follow
+# its name. Every build's time is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-presets=(dev asan tsan)
+presets=(dev)
 if [ $# -gt 0 ]; then presets=("$1"); shift; fi
 times=()
 for preset in "${presets[@]}"; do
