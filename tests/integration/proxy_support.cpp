@@ -297,17 +297,18 @@ auto idle_closing_relay::on_relay_thread(F f) {
     return result.get();
 }
 
-std::size_t idle_closing_relay::close_idle(double probability) {
+idle_closing_relay::idle_closes idle_closing_relay::close_idle(double probability) {
     return on_relay_thread([this, probability] {
-        std::size_t closed = 0;
+        idle_closes n;
         for (auto* l : links_) {
             if (!l->between_exchanges || std::uniform_real_distribution<>(0, 1)(rng_) >= probability) continue;
-            boost::system::error_code ignored;
-            l->front->shutdown(tcp::socket::shutdown_both, ignored);  // its relay() sees the end and finishes
+            boost::system::error_code ec;
+            n.raced += l->front->available(ec) > 0;
+            l->front->shutdown(tcp::socket::shutdown_both, ec);  // its relay() sees the end and finishes
             l->between_exchanges = false;
-            ++closed;
+            ++n.closed;
         }
-        return closed;
+        return n;
     });
 }
 

@@ -177,8 +177,13 @@ public:
     std::string address() const;
     // Requests cut, by method.
     std::map<std::string, std::size_t> cut();
-    // Closes each connection waiting between exchanges with `probability`; how many it closed.
-    std::size_t close_idle(double probability);
+    void set_cut_probability(double p) { probability_ = p; }
+    struct idle_closes {
+        std::size_t closed = 0;
+        std::size_t raced = 0;  // of those, with a request already sent by the front-end (unread)
+    };
+    // Closes each connection waiting between exchanges with `probability`.
+    idle_closes close_idle(double probability);
     void refuse();        // closes the listener: connecting is refused
     void accept_again();  // listens again on the same port
 
@@ -195,7 +200,7 @@ private:
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{ioc_.get_executor()};
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::ip::tcp::endpoint listening_;
-    double probability_;
+    std::atomic<double> probability_;
     std::mt19937 rng_;           // relay thread only
     std::set<link*> links_;      // relay thread only
     std::mutex m_;
