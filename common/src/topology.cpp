@@ -48,6 +48,20 @@ bool is_valid_name(std::string_view name) {
 
 namespace {
 
+// A message quotes keys and values of the file, which may hold any character: a control
+// character is written as its JSON escape, so that the message stays one line and a NUL does not
+// end it early (what() is a C string).
+std::string one_line(std::string_view message) {
+    std::string out;
+    out.reserve(message.size());
+    for (const char c : message) {
+        const auto b = static_cast<unsigned char>(c);
+        if (b < 0x20 || b == 0x7f) out += fmt::format("\\u{:04x}", b);
+        else out += c;
+    }
+    return out;
+}
+
 // Reads one JSON object field by field, naming "<source>: <path>" in every error, and refuses
 // keys it did not consume (a typo must not be silently ignored).
 class object_reader {
@@ -59,7 +73,7 @@ public:
     }
 
     [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
-        throw config_error(fmt::format("{}: {}: {}", source_, field.empty() ? "(top level)" : field, problem));
+        throw config_error(one_line(fmt::format("{}: {}: {}", source_, field.empty() ? "(top level)" : field, problem)));
     }
 
     std::string field_path(std::string_view key) const {

@@ -1,6 +1,7 @@
 // The directory and topology loader (common/topology.hpp) on any text: it returns a topology or
-// throws common::config_error naming the file; anything else that escapes (another exception, a
-// crash) is a bug, and libFuzzer reports an escaping exception as a crash. What it accepts is
+// throws common::config_error, one line naming the file, the field and the problem; anything else
+// that escapes (another exception, a crash) is a bug, and libFuzzer reports an escaping exception
+// as a crash. What it accepts is
 // valid (DESIGN.md section 10: names, homes, delegates, a policy the front-end can make) and
 // survives being written out and read again unchanged.
 
@@ -52,8 +53,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         t = common::parse_topology(text, source);
     } catch (const common::config_error& e) {
+        // One line "<file>: <field>: <problem>", whatever the file holds.
         const std::string_view what = e.what();
-        EXSIM_FUZZ_CHECK(what.starts_with(std::string(source) + ": ") && what.size() > source.size() + 2);
+        EXSIM_FUZZ_CHECK(what.starts_with(std::string(source) + ": ") && !fuzz::has_control(what));
+        const auto problem = what.find(": ", source.size() + 2);
+        EXSIM_FUZZ_CHECK(problem != std::string_view::npos && problem > source.size() + 2 && problem + 2 < what.size());
         return 0;
     }
     check_valid(t);

@@ -85,7 +85,12 @@ INSTANTIATE_TEST_SUITE_P(
         bad_config{"zero_connections", R"({"frontend":{"pool":{"max_connections":0}},"backends":[)" BE R"(],"users":[]})",
                    "frontend.pool.max_connections: must be at least 1"},
         bad_config{"guard_type", R"({"frontend":{"leak_guard":"yes"},"backends":[)" BE R"(],"users":[]})",
-                   "frontend.leak_guard: must be true or false"}),
+                   "frontend.leak_guard: must be true or false"},
+        // Found by fuzzing (tests/fuzz/topology): a NUL in a key ended the message after the file name.
+        bad_config{"nul_in_key", R"({"backends":[)" BE R"(],"users":[],"\u0000x":1})",
+                   "cfg.json: \\u0000x: unknown key (check the spelling)"},
+        bad_config{"newline_in_name", R"({"backends":[{"name":"b\ne","host":"h"}],"users":[]})",
+                   "backends[0].name: 'b\\u000ae' must match"}),
     [](const auto& row) { return std::string(row.param.name); });
 #undef BE
 
