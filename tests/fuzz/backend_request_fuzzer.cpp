@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+
 #include <unistd.h>
 
 #include <boost/beast/http.hpp>
@@ -30,6 +31,7 @@
 #include "exsim/backend/mailbox_store.hpp"
 #include "exsim/backend/server.hpp"
 #include "exsim/common/topology.hpp"
+#include "api_topology.hpp"
 #include "fuzz_check.hpp"
 
 namespace {
@@ -43,24 +45,11 @@ constexpr std::string_view backend_name = "be1";
 constexpr std::size_t max_requests_per_input = 8;
 constexpr std::uintmax_t max_audit_bytes = 1 << 20;  // then the log starts again
 
-// be1 holds alice, bob and eve (one of alice's delegates); be2 holds carol.
-common::topology fuzz_topology() {
-    common::topology t;
-    t.seed_messages = 3;
-    t.backends = {{"be1", "be1.exsim.test", {"Negotiate", "NTLM"}, false},
-                  {"be2", "be2.exsim.test", {"NTLM"}, false}};
-    t.users = {{"alice", "alice-pw", "be1", {"eve"}},
-               {"bob", "bob-pw", "be1", {}},
-               {"eve", "eve-pw", "be1", {}},
-               {"carol", "carol-pw", "be2", {}}};
-    return t;
-}
-
 constexpr std::string_view identities[] = {"", "alice", "bob", "eve", "carol"};
 
 struct backend_world {
     fs::path dir;
-    common::topology topo = fuzz_topology();
+    common::topology topo = testing::api_topology();  // be1: alice, bob, eve (alice's delegate); be2: carol
     backend::mailbox_store store;
     backend::audit_log audit;
     backend::mailbox_api api;

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "api_topology.hpp"
 #include "temp_folder.hpp"
 
 namespace fs = std::filesystem;
@@ -20,26 +21,13 @@ using exsim::common::topology;
 
 namespace {
 
+using exsim::testing::api_topology;
 using exsim::testing::temp_folder;
-
-
-// be1 holds alice, bob and eve (alice's assistant, one of her delegates); be2 holds carol.
-topology test_topology() {
-    topology t;
-    t.seed_messages = 3;
-    t.backends = {{"be1", "be1.exsim.test", {"Negotiate", "NTLM"}, false},
-                  {"be2", "be2.exsim.test", {"NTLM"}, false}};
-    t.users = {{"alice", "alice-pw", "be1", {"eve"}},
-               {"bob", "bob-pw", "be1", {}},
-               {"eve", "eve-pw", "be1", {}},
-               {"carol", "carol-pw", "be2", {}}};
-    return t;
-}
 
 // A back-end's API over a fresh, seeded store and audit log.
 struct api_env {
     temp_folder dir;
-    topology topo = test_topology();
+    topology topo = api_topology();  // be1: alice, bob, eve (alice's delegate); be2: carol
     mailbox_store store{mailbox_database_path(dir.path(), "be1")};
     audit_log audit{audit_log_path(dir.path(), "be1")};
     mailbox_api api{topo, "be1", store, audit};
