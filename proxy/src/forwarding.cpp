@@ -35,7 +35,10 @@ http::request<http::buffer_body> backend_request(const http::request_header<>& r
 }
 
 http::response<http::buffer_body> client_response(const http::response_header<>& res, unsigned version) {
-    http::response<http::buffer_body> out{res.result(), version};
+    // By its number: result() reads a code Beast has no name for (299, 509, ...) as 0.
+    http::response<http::buffer_body> out;
+    out.result(res.result_int());
+    out.version(version);
     for (const auto& f : res)
         if (!is_hop_by_hop(f.name_string())) out.insert(f.name_string(), f.value());
     return out;
