@@ -226,12 +226,38 @@ def load(name, args, timeout=None):
     return json.loads(out.read_text())
 
 
+def machine_busy():
+    """CPU seconds the whole machine spent busy, and stolen by the hypervisor, from /proc/stat."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+def ours():
+    """CPU seconds of every process this script started and of the `exsim load` runs it waited for."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return sum(cpu_seconds(p.pid) for p in procs) + children.ru_utime + children.ru_stime
+
+
+def say_others(runs):
+    """One line: how busy the rest of the machine was during these runs (it shares the 2 cores)."""
+    other = [r["other_cpus"] for r in runs if r.get("other_cpus") is not None]
+    steal = [r["steal_cpus"] for r in runs if r.get("steal_cpus") is not None]
+    if other:
+        say(f"meanwhile, processes this script did not start used {statistics.median(other):.2f} CPUs (median; "
+            f"max {max(other):.2f} of {os.cpu_count()}), the hypervisor stole {max(steal):.2f} at most")
+
+
 def measured(name, args, proxy_pid=None, metrics_url=None, backend_pids=()):
-    """One load run with the CPU of the proxy and back-ends and the proxy's request count around it."""
+    """One load run with the CPU of the proxy and back-ends and the proxy's request count around it,
+    and how much CPU the rest of the machine took meanwhile."""
     before_cpu = cpu_seconds(proxy_pid) if proxy_pid else 0
     before_be = sum(cpu_seconds(p) for p in backend_pids)
     before_m = metrics(metrics_url) if metrics_url else {}
+    (busy0, steal0), ours0, t0 = machine_busy(), ours(), time.time()
     r = load(name, args)
+    (busy1, steal1), ours1, wall = machine_busy(), ours(), time.time() - t0
+    r["other_cpus"], r["steal_cpus"] = max((busy1 - busy0) - (ours1 - ours0), 0) / wall, (steal1 - steal0) / wall
     r["proxy_cpu_s"] = cpu_seconds(proxy_pid) - before_cpu if proxy_pid else 0
     r["backend_cpu_s"] = sum(cpu_seconds(p) for p in backend_pids) - before_be
     if metrics_url:
@@ -486,6 +512,7 @@ def section_hop():
                          fmt(per_req("backend_cpu_s"), "{:.1f}"), sum(errors_of(r) for r in rs)])
     table(["bytes", "target", "req/s", "min..max (spread)", "R=P/D", "p50 ms", "p99 ms", "proxy CPU us/req",
            "back-end CPU us/req", "errors"], rows)
+    say_others([r for rs in runs.values() for r in rs])
     say()
     for size in HOP_SIZES:
         e, n, h = ratio[(size, "exsim")], ratio[(size, "nginx")], ratio[(size, "haproxy")]
@@ -556,6 +583,7 @@ def section_auth():
     say(f"latency, open model: at one rate for all ({rate:g}/s: half the lowest peak) and at half each one's own peak")
     table(["policy / back-end auth", f"p50 ms @{rate:g}/s", f"p99 ms @{rate:g}/s", "half peak req/s",
            "p50 ms @half", "p99 ms @half"], latency)
+    say_others([r for c in configs for r in peak[c] + half[c] + fixed[c]])
     say()
     ratios = []
     for p in ("pinned", "per-user"):
@@ -664,7 +692,7 @@ def hold_idle(name, pid, count, args):
         held, rss1 = open_fds(pid) - fds0, rss_kib(pid)
     finally:
         finish(client)
-    return {"what": name, "rss0": rss0, "rss": rss1, "held": held,
+    return {"what": name, "rss0": rss0, "rss": rss1, "held": held, "count": count,
             "per_kib": (rss1 - rss0) / min(held, count) if held > 0 else None}
 
 
@@ -741,7 +769,7 @@ def section_scale():
         f"connection count) spread over all connections. {DURATION:g} s x {REPEATS} interleaved runs")
     # Thousands of requests may wait for a back-end connection: a queue that holds them all.
     queue_config = scale_config("scale", policy, {"queue_limit": 100000, "queue_timeout_ms": 120000})
-    rows, memory = [], None
+    rows, memory, scale_runs = [], None, []
     peaks = {}
     for users in SCALE_USERS:
         note(f"scale: realm of {users} users")
@@ -772,6 +800,7 @@ def section_scale():
                     topo.proxy.pid, topo.metrics_url, topo.backend_pids()))
         rss = rss_kib(topo.proxy.pid)
         topo.stop()
+        scale_runs += [r for c in SCALE_CONNS for r in closed[c] + opened[c]]
         for c in SCALE_CONNS:
             rs, os_ = closed[c], opened[c]
             peaks[(users, c)] = med([r["rps"] for r in rs])
@@ -783,10 +812,11 @@ def section_scale():
                          sum(errors_of(r) + r.get("unsent", 0) for r in rs + os_), f"{rss / 1024:.0f}"])
     table(["users", "connections", "peak req/s", "min..max (spread)", "p99 ms (closed)", "proxy CPU us/req",
            "open rate/s", "p50 ms (open)", "p99 ms (open)", "errors+unsent", "proxy RSS MiB after"], rows)
+    say_others(scale_runs)
     say()
     if memory:
         idle, pooled = memory
-        rows = [[m["what"], f"{m['held']:,}", f"{m['rss0'] / 1024:.1f}", f"{m['rss'] / 1024:.1f}",
+        rows = [[m["what"], f"{min(m['held'], m['count']):,}", f"{m['rss0'] / 1024:.1f}", f"{m['rss'] / 1024:.1f}",
                  fmt(m["per_kib"], "{:.1f}")] for m in idle]
         rows.append([f"exsim: pooled idle back-end connections (per-user vs ms04-002, {POOLED_CONNS} users)",
                      f"{pooled['pooled']:,.0f}", f"{pooled['shared']['rss'] / 1024:.1f}",
@@ -796,6 +826,7 @@ def section_scale():
         say()
         for m in idle[:2]:
             full = m["held"] >= IDLE_CONNS
+            m["held"] = min(m["held"], IDLE_CONNS)
             verdict(f"{IDLE_CONNS:,} idle keep-alive client connections in < 256 MiB proxy RSS, {m['what']}",
                     m["rss"] < 256 * 1024 and full, f"{m['rss'] / 1024:.0f} MiB with {m['held']:,} connections")
 
