@@ -33,6 +33,7 @@
 #include "exsim/common/topology.hpp"
 #include "api_topology.hpp"
 #include "fuzz_check.hpp"
+#include "http_input.hpp"
 
 namespace {
 
@@ -181,13 +182,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         parser.header_limit(static_cast<std::uint32_t>(limits.header_bytes));
         parser.body_limit(limits.body_bytes);
         parser.eager(true);
-        boost::beast::error_code ec;
-        while (!ec && !parser.is_done() && !rest.empty()) {
-            const auto used = parser.put(boost::asio::buffer(rest.data(), rest.size()), ec);
-            rest.remove_prefix(used);
-            if (ec == http::error::need_more) ec = {};
-            if (used == 0 && !ec) break;
-        }
+        auto ec = fuzz::feed(parser, rest);
         if (!ec && !parser.is_done() && rest.empty()) parser.put_eof(ec);  // the client closed
         if (ec || !parser.is_done()) break;
 

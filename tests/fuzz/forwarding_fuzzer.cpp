@@ -26,6 +26,7 @@
 #include "exsim/proxy/server.hpp"
 #include "forwarding.hpp"
 #include "fuzz_check.hpp"
+#include "http_input.hpp"
 
 namespace {
 
@@ -51,15 +52,7 @@ template <bool isRequest>
 bool read_header(std::string_view wire, http::parser<isRequest, http::empty_body>& parser, std::size_t limit) {
     parser.header_limit(static_cast<std::uint32_t>(limit));
     parser.skip(true);  // a header only: what follows is a body or nothing
-    boost::beast::error_code ec;
-    std::size_t used = 0;
-    while (!ec && !parser.is_header_done() && used < wire.size()) {
-        const auto n = parser.put(boost::asio::buffer(wire.data() + used, wire.size() - used), ec);
-        if (ec == http::error::need_more) ec = {};
-        if (n == 0 && !ec) break;
-        used += n;
-    }
-    return !ec && parser.is_header_done();
+    return !fuzz::feed(parser, wire) && parser.is_header_done();
 }
 
 void check_request(std::string_view raw, const std::string& user) {
