@@ -2,6 +2,9 @@
 //
 //   BM_CanonicalizeTarget/<case>  canonicalize_target() (MS04-013: canonicalize before routing)
 //   BM_ParseBasicAuthorization    the user's Basic login header
+//   BM_FindUser/<how>/<users>     the login's directory look-up, for users spread over a
+//                                 directory of 1,000 or 10,000: topology::find_user (a linear scan)
+//                                 and the front-end's user_index
 //   BM_BackendRequest             header rewriting towards the back-end: a browser's request
 //                                 (11 fields, hop-by-hop ones and a forged X-Exsim-* among them)
 //   BM_ClientResponse             header rewriting towards the client: a back-end's response
@@ -11,9 +14,11 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/beast/http.hpp>
 
+#include "exsim/common/topology.hpp"
 #include "exsim/proxy/request_checks.hpp"
 #include "forwarding.hpp"
 
@@ -56,6 +61,22 @@ void BM_ParseBasicAuthorization(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ParseBasicAuthorization);
+
+void BM_FindUser(benchmark::State& state, bool indexed) {
+    const auto directory = exsim::common::generated_topology(static_cast<std::size_t>(state.range(0)) - 4);
+    const exsim::common::user_index index(directory);
+    std::vector<std::string> names;  // 64 users spread over the directory
+    for (std::size_t i = 0; i < 64; ++i) names.push_back(directory.users[i * directory.users.size() / 64].name);
+    std::size_t i = 0;
+    for (auto _ : state) {
+        const auto& name = names[i++ % names.size()];
+        const auto* u = indexed ? index.find(name) : directory.find_user(name);
+        benchmark::DoNotOptimize(u);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_FindUser, linear, false)->ArgName("users")->Arg(1000)->Arg(10000);
+BENCHMARK_CAPTURE(BM_FindUser, index, true)->ArgName("users")->Arg(1000)->Arg(10000);
 
 void BM_BackendRequest(benchmark::State& state) {
     http::request<http::empty_body> req{http::verb::get, "/exchange/Inbox/", 11};

@@ -21,6 +21,16 @@ const user_entry* topology::find_user(std::string_view name) const {
     return nullptr;
 }
 
+user_index::user_index(const topology& t) {
+    by_name_.reserve(t.users.size());
+    for (const auto& u : t.users) by_name_.emplace(u.name, &u);
+}
+
+const user_entry* user_index::find(std::string_view name) const {
+    auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+}
+
 const backend_config* topology::find_backend(std::string_view name) const {
     for (const auto& b : backends)
         if (b.name == name) return &b;

@@ -75,6 +75,7 @@ struct worker {
 
 struct server::impl {
     common::topology topology;
+    std::optional<common::user_index> users;  // of topology, which does not change once set
     proxy_options options;
     std::unique_ptr<pool_policy> policy;
     std::map<std::string, tcp::endpoint> endpoints;
@@ -210,7 +211,7 @@ private:
         const common::backend_config* backend = &srv_.topology.backends.front();
         if (!boost::starts_with(canonical.path, "/exchweb/")) {
             auto credentials = parse_basic_authorization(req[http::field::authorization]);
-            const auto* entry = credentials ? srv_.topology.find_user(credentials->user) : nullptr;
+            const auto* entry = credentials ? srv_.users->find(credentials->user) : nullptr;
             // Same answer for an unknown user and a wrong password: say nothing about which.
             if (!entry || CRYPTO_memcmp(entry->password.data(), credentials->password.data(),
                                         std::min(entry->password.size(), credentials->password.size())) != 0 ||
@@ -728,7 +729,7 @@ private:
 
     bool may_open(const std::string& user, std::string_view mailbox) const {
         if (mailbox == user) return true;
-        const auto* owner = srv_.topology.find_user(mailbox);
+        const auto* owner = srv_.users->find(mailbox);
         return owner && std::find(owner->delegates.begin(), owner->delegates.end(), user) != owner->delegates.end();
     }
 
@@ -871,6 +872,7 @@ server::server(const common::topology& topology, proxy_options options)
     : impl_(std::make_unique<impl>()) {
     auto& s = *impl_;
     s.topology = topology;
+    s.users.emplace(s.topology);
     s.options = std::move(options);
     s.policy = make_policy(s.topology.frontend.policy);
     s.credentials.emplace(s.topology.realm, s.topology.ntlm_domain);
