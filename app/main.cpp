@@ -1,5 +1,4 @@
-// exsim: the one command line. Subcommands: demo, load, up, realm, backend, proxy (trace arrives
-// with its component). Configuration errors exit with 2 and one clear message; a load run whose
+// exsim: the one command line. Subcommands: demo, load, trace, up, realm, backend, proxy. Configuration errors exit with 2 and one clear message; a load run whose
 // thresholds failed exits with 99 (as k6 does).
 
 #include <algorithm>
@@ -30,6 +29,7 @@
 #include "exsim/loadgen/demo.hpp"
 #include "exsim/loadgen/load.hpp"
 #include "exsim/loadgen/report.hpp"
+#include "exsim/loadgen/trace.hpp"
 #include "exsim/proxy/server.hpp"
 
 namespace po = boost::program_options;
@@ -43,6 +43,7 @@ constexpr const char* usage = R"(usage: exsim <command> [options]
 commands:
   demo      the whole story in one command: every policy x back-end auth, side by side
   load      load generator with the leak oracle, through the front-end or pass-through
+  trace     alice, then bob, through one policy: every connection, handshake and mailbox, narrated
   up        realm + KDC + back-ends + front-end of a topology; writes <state-dir>/endpoints.env
   realm     create the Kerberos realm and NTLM files, then run the KDC
   backend   run one back-end mailbox server of the topology
@@ -517,6 +518,41 @@ int cmd_load(const std::vector<std::string>& args) {
     return failed.empty() ? 0 : 99;
 }
 
+int cmd_trace(const std::vector<std::string>& args) {
+    common_options o;
+    o.log_level = "error";
+    frontend_options f;
+    std::string steps, color = "auto";
+    bool as_json = false;
+    po::options_description d("exsim trace");
+    d.add_options()("help,h", "show this help")(
+        "config", po::value(&o.config), "topology JSON file (default: the embedded default topology)")(
+        "backend-auth", po::value(&o.backend_auth), "override every back-end's providers: negotiate | ntlm")(
+        "policy", po::value(&f.policy), "pool policy: legacy | ms04-002 | no-reuse | pinned | per-user")(
+        "require-kerberos", po::bool_switch(&f.require_kerberos), "refuse (502) back-ends that offer only NTLM")(
+        "leak-guard", po::bool_switch(&f.leak_guard), "withhold responses from another user's mailbox")(
+        "steps", po::value(&steps),
+        "USER[:METHOD PATH],... (default: two users of one back-end read /exchange/ in turn, twice)")(
+        "json", po::bool_switch(&as_json), "print a JSON document instead of the narration")(
+        "color", po::value(&color)->default_value(color), "auto (on a terminal) | always | never")(
+        "state-dir", po::value<std::string>(), "keep the realm, stores and audit logs here (default: a temporary folder)")(
+        "log-level", po::value(&o.log_level)->default_value(o.log_level), "trace|debug|info|warn|error");
+    po::variables_map vm;
+    if (!parse(args, d, "trace", &vm)) return 0;
+    if (color != "auto" && color != "always" && color != "never")
+        throw usage_error(fmt::format("exsim trace: --color: '{}' is not auto, always or never", color));
+    loadgen::trace_options t;
+    t.topology = load(o);
+    apply_frontend_options(t.topology, f);
+    t.source = o.config.empty() ? "the default topology" : o.config;
+    if (vm.count("steps")) t.requests = loadgen::parse_trace_steps(steps, t.topology);
+    if (vm.count("state-dir")) t.state_dir = vm["state-dir"].as<std::string>();
+    const auto result = loadgen::run_trace(t);
+    const bool tty = color == "always" || (color == "auto" && isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR"));
+    std::cout << (as_json ? loadgen::trace_json(result) : loadgen::trace_text(result, tty)) << std::flush;
+    return 0;
+}
+
 int cmd_demo(const std::vector<std::string>& args) {
     common_options o;
     report_options out;
@@ -575,7 +611,7 @@ int main(int argc, char** argv) {
     const std::string command = argv[1];
     const std::vector<std::string> args(argv + 2, argv + argc);
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
-        {"demo", cmd_demo}, {"load", cmd_load}, {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy}};
+        {"demo", cmd_demo}, {"load", cmd_load}, {"trace", cmd_trace}, {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy}};
     auto it = commands.find(command);
     if (it == commands.end()) {
         std::cerr << fmt::format("exsim: unknown command '{}'\n", command) << usage;

@@ -1,7 +1,5 @@
 #include "exsim/loadgen/demo.hpp"
 
-#include <stdlib.h>
-
 #include <algorithm>
 #include <memory>
 
@@ -12,6 +10,7 @@
 #include "exsim/common/log.hpp"
 #include "exsim/loadgen/load.hpp"
 #include "exsim/proxy/server.hpp"
+#include "temporary_folder.hpp"
 
 namespace exsim::loadgen {
 namespace fs = std::filesystem;
@@ -40,20 +39,6 @@ void check_names(const std::vector<std::string>& asked, const std::vector<std::s
         if (std::find(known.begin(), known.end(), n) == known.end())
             throw common::config_error(fmt::format("{}: unknown '{}' (expected one of {})", what, n, fmt::join(known, ", ")));
 }
-
-// A temporary state folder, removed with everything in it at the end of the demo.
-struct temporary_folder {
-    fs::path path;
-    temporary_folder() {
-        std::string pattern = (fs::temp_directory_path() / "exsim-demo-XXXXXX").string();
-        if (!mkdtemp(pattern.data())) throw std::runtime_error("cannot create a temporary folder for the demo");
-        path = pattern;
-    }
-    ~temporary_folder() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 demo_run run_one(const common::topology& base, const auth::realm& realm, const fs::path& state,
                  const demo_options& o, const std::string& backend_auth, const std::string& policy) {
@@ -106,7 +91,7 @@ std::vector<demo_run> run_demo(const demo_options& o) {
         throw common::config_error(fmt::format("--state-dir: '{}' is not empty (the demo needs a folder of its own)",
                                                o.state_dir.string()));
     std::optional<temporary_folder> temporary;
-    const fs::path state = o.state_dir.empty() ? temporary.emplace().path : fs::absolute(o.state_dir);
+    const fs::path state = o.state_dir.empty() ? temporary.emplace("demo").path : fs::absolute(o.state_dir);
     fs::create_directories(state);
     const auto base = demo_topology(o.extra_users);
     auto realm = auth::realm::create(base, state);

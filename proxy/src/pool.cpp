@@ -218,22 +218,26 @@ net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint
     }
 }
 
-void backend_pool::release(conn_ptr c, bool reusable, std::uint64_t client, close_reason reason) {
-    if (!c) return;
+release_result backend_pool::release(conn_ptr c, bool reusable, std::uint64_t client, close_reason reason) {
+    if (!c) return {};
     c->last_used = clock::now();
-    if (!reusable || shutting_down_) return close(std::move(c), shutting_down_ ? close_reason::shutdown : reason);
+    auto closed = [&](close_reason why) {
+        close(std::move(c), why);
+        return release_result{disposal::close, why};
+    };
+    if (!reusable || shutting_down_) return closed(shutting_down_ ? close_reason::shutdown : reason);
     // Bytes already read past the response (e.g. a body sent to a HEAD) would be taken for the
     // next response.
-    if (c->buffer.size() != 0) return close(std::move(c), close_reason::error);
-    if (c->requests >= settings_.max_requests) return close(std::move(c), close_reason::max_requests);
+    if (c->buffer.size() != 0) return closed(close_reason::error);
+    if (c->requests >= settings_.max_requests) return closed(close_reason::max_requests);
     if (clock::now() - c->created > std::chrono::milliseconds(settings_.max_lifetime_ms))
-        return close(std::move(c), close_reason::max_lifetime);
+        return closed(close_reason::max_lifetime);
     const auto view = c->view();
     switch (policy_.after_response(view)) {
         case disposal::close:
-            return close(std::move(c), view.mechanism == auth::mechanism::ntlm && policy_.scope() != idle_scope::none
-                                           ? close_reason::ntlm_not_pooled
-                                           : close_reason::no_reuse);
+            return closed(view.mechanism == auth::mechanism::ntlm && policy_.scope() != idle_scope::none
+                              ? close_reason::ntlm_not_pooled
+                              : close_reason::no_reuse);
         case disposal::pin: {
             auto count = [](const auto& map, const auto& key) -> std::size_t {
                 auto it = map.find(key);
@@ -242,19 +246,20 @@ void backend_pool::release(conn_ptr c, bool reusable, std::uint64_t client, clos
             // Over a cap (or no client to pin to), the connection is not kept: as ms04-002.
             if (client == 0 || pinned_.count(client) || count(pinned_by_user_, c->user) >= settings_.pinned_per_user ||
                 count(pins_per_client_, client) >= settings_.pinned_per_client)
-                return close(std::move(c), close_reason::ntlm_not_pooled);
+                return closed(close_reason::ntlm_not_pooled);
             ++pinned_by_user_[c->user];
             ++pins_per_client_[client];
             add(metrics_.pinned_connections, 1);
             pinned_[client] = std::move(c);
             wake_one();  // a waiter may evict it (the pool is at its cap)
-            return;
+            return {disposal::pin};
         }
         case disposal::pool:
             add_idle(std::move(c));
             wake_one();
-            return;
+            return {disposal::pool};
     }
+    return {};
 }
 
 void backend_pool::client_closed(std::uint64_t client) {

@@ -53,6 +53,12 @@ using conn_ptr = std::unique_ptr<backend_connection>;
 // Why an acquire gave no connection (an error_code-free enum, Envoy style).
 enum class acquire_failure { none, queue_full, queue_timeout, connect_failed, connect_timeout, shutting_down };
 
+// What release() did with a connection: kept (disposal::pool or pin), or closed and why.
+struct release_result {
+    disposal kept = disposal::close;
+    close_reason closed = close_reason::error;
+};
+
 struct acquire_result {
     conn_ptr conn;
     reuse_decision decision = reuse_decision::new_connection;
@@ -74,7 +80,7 @@ public:
 
     // Hands a connection back after a response. `reusable` is false when the exchange left it
     // unusable (error, Connection: close, unread body): it is closed with `reason`.
-    void release(conn_ptr conn, bool reusable, std::uint64_t client, close_reason reason = close_reason::error);
+    release_result release(conn_ptr conn, bool reusable, std::uint64_t client, close_reason reason = close_reason::error);
 
     // The client connection closed: its pinned connection closes too.
     void client_closed(std::uint64_t client);

@@ -152,6 +152,27 @@ private:
     beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
     worker_metrics& metrics() { return worker_.metrics; }
 
+    // An event of the trace (proxy/trace.hpp) with what every kind carries.
+    trace_event trace_start(trace_kind kind, std::uint64_t conn, const backend_pool& pool, const std::string& user) const {
+        trace_event e;
+        e.kind = kind;
+        e.client = id_;
+        e.connection = conn;
+        e.backend = pool.backend().name;
+        e.user = user;
+        return e;
+    }
+
+    // Tells the trace sink, if there is one, what happened on `conn` for `user`; `fill` sets the
+    // event's own fields.
+    template <class Fill>
+    void trace(trace_kind kind, const backend_connection& conn, const std::string& user, Fill&& fill) {
+        if (!srv_.options.trace) return;
+        auto e = trace_start(kind, conn.id, conn.owner, user);
+        fill(e);
+        srv_.options.trace(e);
+    }
+
     // Reads and serves one request. Returns whether the client connection stays open.
     awaitable<bool> serve_one() {
         client_parser parser;
@@ -284,9 +305,15 @@ private:
             ex.conn = std::move(acquired.conn);
             ex.must_authenticate = acquired.must_authenticate;
             ex.reused = acquired.decision != reuse_decision::new_connection;
+            trace(trace_kind::connection, *ex.conn, user, [&](trace_event& e) {
+                e.decision = acquired.decision;
+                e.held_as = ex.conn->user;
+                e.held_mechanism = ex.conn->mechanism;
+                e.must_authenticate = ex.must_authenticate;
+            });
             auto end = co_await run_exchange(ex, parser, target, user, password, pool);
             if (end == exchange_end::retry) {
-                pool.release(std::move(ex.conn), false, id_, close_reason::backend_closed);
+                release(pool, std::move(ex.conn), false, close_reason::backend_closed, user);
                 const bool replayable = parser.is_done() && ex.body_from_client == 0;
                 if (attempt == 0 && common::is_idempotent(req.method()) && replayable) {
                     add(metrics().idempotent_retries);
@@ -305,9 +332,19 @@ private:
                                                       "retried: {}",
                                                       pool.backend().name, req.method_string(), why));
             }
-            pool.release(std::move(ex.conn), ex.reusable, id_, ex.close_why);
+            release(pool, std::move(ex.conn), ex.reusable, ex.close_why, user);
             co_return end == exchange_end::relayed ? ex.client_open : ex.client_open && keep;
         }
+    }
+
+    // pool.release, told to the trace with what the pool did.
+    void release(backend_pool& pool, conn_ptr conn, bool reusable, close_reason why, const std::string& user) {
+        if (!srv_.options.trace) return void(pool.release(std::move(conn), reusable, id_, why));
+        auto e = trace_start(trace_kind::released, conn->id, pool, user);
+        const auto done = pool.release(std::move(conn), reusable, id_, why);
+        e.kept = done.kept;
+        e.closed = done.closed;
+        srv_.options.trace(e);
     }
 
     awaitable<bool> refuse(const acquire_result& a, const backend_pool& pool, unsigned version, bool keep) {
@@ -487,6 +524,12 @@ private:
                                   ex.step.status == auth::step_status::continue_needed;
             if (bodyless && !(parser.is_done() && ex.body_from_client == 0)) out.content_length(0);
             if (bodyless) out.body().more = false;
+            trace(trace_kind::leg, *ex.conn, user, [&](trace_event& e) {
+                e.method = out.method_string();
+                e.target = out.target();
+                if (ex.initiator) e.scheme = auth::scheme_name(ex.initiator->http_scheme());
+                if (ex.initiator) e.token = ex.step.token;
+            });
             add(metrics().backend_requests);
             auto sent = co_await send(ex, parser, out, bodyless);
             if (sent == send_result::client_failed) {
@@ -542,6 +585,12 @@ private:
             std::optional<auth::scheme> ours;
             if (ex.initiator) ours = ex.initiator->http_scheme();
             auto ch = auth::read_challenge(res, ours);
+            trace(trace_kind::answer, *ex.conn, user, [&](trace_event& e) {
+                e.status = res.result_int();
+                e.offers = ch.offers;
+                if (ours && ch.token) e.scheme = auth::scheme_name(*ours);
+                if (ch.token) e.token = *ch.token;
+            });
 
             if (res.result() != http::status::unauthorized) {
                 if (ex.initiator) {
@@ -608,6 +657,10 @@ private:
         head.set(http::field::host, fmt::format("{}:{}", pool.backend().host, pool.endpoint().port()));
         head.set("X-Exsim-On-Behalf-Of", user);
         head.keep_alive(true);
+        trace(trace_kind::leg, *ex.conn, user, [&](trace_event& e) {
+            e.method = "HEAD";
+            e.target = target;
+        });
         add(metrics().backend_requests);
         ex.conn->stream.expires_after(limits().backend_timeout);
         auto [wec, wn] = co_await http::async_write(ex.conn->stream, head, nothrow);
@@ -617,6 +670,10 @@ private:
         if (!ec) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
         if (ec) co_return fmt::format("back-end {}: {}", pool.backend().name, ec.message());
         auto ch = auth::read_challenge(rp.get(), std::nullopt);
+        trace(trace_kind::answer, *ex.conn, user, [&](trace_event& e) {
+            e.status = rp.get().result_int();
+            e.offers = ch.offers;
+        });
         if (!ch.offers.empty()) pool.offers = ch.offers;
         if (!rp.get().keep_alive() || ex.conn->buffer.size() != 0)
             co_return fmt::format("back-end {}: closed the connection after an unauthenticated HEAD", pool.backend().name);
@@ -627,6 +684,7 @@ private:
         const auto mech = ex.initiator->negotiated();
         ex.conn->mechanism = mech;
         ex.conn->user = user;
+        trace(trace_kind::authenticated, *ex.conn, user, [&](trace_event& e) { e.mechanism = mech; });
         if (mech == auth::mechanism::kerberos) add(metrics().handshakes[static_cast<std::size_t>(handshake_mechanism::kerberos)]);
         if (mech == auth::mechanism::ntlm) {
             add(metrics().handshakes[static_cast<std::size_t>(handshake_mechanism::ntlm)]);

@@ -20,6 +20,7 @@
 #include "exsim/common/topology.hpp"
 #include "exsim/proxy/metrics.hpp"
 #include "exsim/proxy/tls.hpp"
+#include "exsim/proxy/trace.hpp"
 
 namespace exsim::proxy {
 
@@ -51,6 +52,7 @@ struct proxy_options {
     std::optional<tls_files> tls;            // none: a self-signed pair in state_dir/tls
     std::filesystem::path state_dir;
     proxy_limits limits;
+    trace_sink trace;                        // each step of each request (exsim trace); empty: off
 };
 
 class server {
