@@ -258,22 +258,6 @@ double accept_quality(std::string_view accept, std::string_view type, std::strin
 
 }  // namespace
 
-std::string html_escape(std::string_view text) {
-    std::string out;
-    out.reserve(text.size() + text.size() / 8);
-    for (const char c : text) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out.push_back(c);
-        }
-    }
-    return out;
-}
-
 bool prefers_html(std::string_view accept) {
     if (accept.empty()) return false;
     return accept_quality(accept, "text", "html") > accept_quality(accept, "application", "json");

@@ -6,12 +6,12 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include "exsim/backend/mailbox_api.hpp"  // html_escape
+#include "exsim/common/html.hpp"
 
 namespace exsim::loadgen {
 
 namespace json = boost::json;
-using backend::html_escape;
+using common::html_escape;
 
 namespace {
 

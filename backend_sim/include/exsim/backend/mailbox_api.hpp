@@ -43,6 +43,7 @@
 
 #include "exsim/backend/audit_log.hpp"
 #include "exsim/backend/mailbox_store.hpp"
+#include "exsim/common/html.hpp"
 #include "exsim/common/topology.hpp"
 
 namespace exsim::backend {
@@ -103,8 +104,7 @@ private:
     api_limits limits_;
 };
 
-// Escapes & < > " ' for HTML text and attribute values.
-std::string html_escape(std::string_view text);
+using common::html_escape;  // exsim/common/html.hpp
 
 // True when the Accept header rates text/html above application/json (q-values, wildcards);
 // on a tie (e.g. "*/*" or no header) JSON wins.
