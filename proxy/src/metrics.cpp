@@ -164,6 +164,9 @@ std::string render_prometheus(std::string_view policy, const workers_t& workers)
             [](w_t w) -> auto& { return w.idempotent_retries; });
     counter("exsim_proxy_leak_guard_hits_total", "Responses replaced because they named another user's mailbox.",
             [](w_t w) -> auto& { return w.leak_guard_hits; });
+    counter("exsim_proxy_cross_user_responses_total",
+            "Back-end responses (status < 400) from a mailbox the user may not open, leak guard or not.",
+            [](w_t w) -> auto& { return w.cross_user_responses; });
     counter("exsim_proxy_backend_errors_total", "502 or 504 answered for a back-end failure.",
             [](w_t w) -> auto& { return w.backend_errors; });
 

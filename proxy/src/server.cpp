@@ -19,7 +19,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
-#include <openssl/crypto.h>
 
 #include "exsim/auth/gss.hpp"
 #include "exsim/auth/http_auth.hpp"
@@ -27,6 +26,7 @@
 #include "exsim/common/http_framing.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/proxy/admin_server.hpp"
+#include "exsim/proxy/owa.hpp"
 #include "exsim/proxy/policy.hpp"
 #include "exsim/proxy/request_checks.hpp"
 #include "forwarding.hpp"
@@ -92,6 +92,7 @@ struct server::impl {
     tcp::acceptor acceptor{accept_ioc};
     std::thread accept_thread;
     std::unique_ptr<admin_server> admin;
+    std::optional<owa::site> owa;  // the browser view; its sessions are server-wide
     std::atomic<std::uint64_t> next_client{1};
     bool running = false;
 
@@ -228,15 +229,16 @@ private:
                                       fmt::format("request target refused: {}", canonical.error));
         }
 
+        if (canonical.path == "/owa" || boost::starts_with(canonical.path, "/owa/"))
+            co_return co_await serve_owa(parser, canonical, keep);
+
         std::string user, password;
         const common::backend_config* backend = &srv_.topology.backends.front();
         if (!boost::starts_with(canonical.path, "/exchweb/")) {
             auto credentials = parse_basic_authorization(req[http::field::authorization]);
-            const auto* entry = credentials ? srv_.users->find(credentials->user) : nullptr;
             // Same answer for an unknown user and a wrong password: say nothing about which.
-            if (!entry || CRYPTO_memcmp(entry->password.data(), credentials->password.data(),
-                                        std::min(entry->password.size(), credentials->password.size())) != 0 ||
-                entry->password.size() != credentials->password.size()) {
+            const auto* entry = credentials ? owa::check_login(*srv_.users, credentials->user, credentials->password) : nullptr;
+            if (!entry) {
                 if (credentials) add(metrics().login_failures);
                 std::string why = credentials ? "unknown user or wrong password" : "log in with Basic authentication";
                 co_return co_await answer(http::status::unauthorized, version, keep, std::move(why), true);
@@ -273,6 +275,11 @@ private:
     // A short plain-text answer from the proxy itself. Returns whether the connection stays open.
     awaitable<bool> answer(http::status status, unsigned version, bool keep_alive, std::string why,
                            bool basic_challenge = false) {
+        if (capture_) {  // a browser-view page asked: its page tells the user
+            capture_->status = static_cast<unsigned>(status);
+            capture_->proxy_error = std::move(why);
+            co_return keep_alive;
+        }
         http::response<http::string_body> res{status, version};
         res.set(http::field::server, "exsim-proxy");
         res.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -293,9 +300,10 @@ private:
 
     // Acquires a connection, runs the exchange, releases the connection; retries once on a
     // fresh connection when a re-used one failed before answering and the request is
-    // idempotent (a send is never sent twice).
+    // idempotent (a send is never sent twice). `body`: the whole body of a request the proxy
+    // made itself (a browser-view page's, its parser already done); it goes out as a replay.
     awaitable<bool> forward(client_parser& parser, const std::string& target, const std::string& user,
-                            const std::string& password, backend_pool& pool) {
+                            const std::string& password, backend_pool& pool, std::string_view body = {}) {
         const auto& req = parser.get();
         const bool keep = req.keep_alive();
         for (int attempt = 0;; ++attempt) {
@@ -305,6 +313,8 @@ private:
             ex.conn = std::move(acquired.conn);
             ex.must_authenticate = acquired.must_authenticate;
             ex.reused = acquired.decision != reuse_decision::new_connection;
+            ex.replay = body;
+            ex.body_from_client = body.size();
             trace(trace_kind::connection, *ex.conn, user, [&](trace_event& e) {
                 e.decision = acquired.decision;
                 e.held_as = ex.conn->user;
@@ -770,6 +780,12 @@ private:
 
     // Reads and drops a (small) body so that the connection can carry the next leg.
     awaitable<bool> drain(exchange& ex, backend_parser& rp) {
+        co_return co_await read_body(ex, rp, max_drained_body, nullptr) && rp.get().keep_alive();
+    }
+
+    // Reads a whole body of at most `limit` bytes, appending it to `into` unless null. False on
+    // an error or a larger body (the connection is then unusable).
+    awaitable<bool> read_body(exchange& ex, backend_parser& rp, std::size_t limit, std::string* into) {
         char buf[4096];
         std::size_t total = 0;
         while (!rp.is_done()) {
@@ -779,10 +795,12 @@ private:
             auto [ec, n] = co_await http::async_read(ex.conn->stream, ex.conn->buffer, rp, nothrow);
             if (ec == http::error::need_buffer) ec = {};
             if (ec) co_return false;
-            total += sizeof buf - rp.get().body().size;
-            if (total > max_drained_body) co_return false;
+            const std::size_t got = sizeof buf - rp.get().body().size;
+            total += got;
+            if (total > limit) co_return false;
+            if (into) into->append(buf, got);
         }
-        co_return rp.get().keep_alive();
+        co_return true;
     }
 
     bool may_open(const std::string& user, std::string_view mailbox) const {
@@ -798,9 +816,11 @@ private:
         auto& res = rp.get();
         ++ex.conn->requests;
         // A refusal (403, 404) served nothing: like the audit's cross_user, only status < 400 leaks.
-        if (settings().leak_guard && !user.empty() && res.result_int() < 400) {
-            const std::string_view identity = res["X-Exsim-Identity"];
-            const std::string_view mailbox = res["X-Exsim-Mailbox"];
+        const std::string_view identity = res["X-Exsim-Identity"];
+        const std::string_view mailbox = res["X-Exsim-Mailbox"];
+        const bool served = !user.empty() && res.result_int() < 400;
+        if (served && !mailbox.empty() && !may_open(user, mailbox)) add(metrics().cross_user_responses);
+        if (settings().leak_guard && served) {
             if ((!identity.empty() && identity != user) || (!mailbox.empty() && !may_open(user, mailbox))) {
                 add(metrics().leak_guard_hits);
                 srv_.log->error("leak guard: back-end {} served mailbox '{}' as '{}' to {} on conn {}; response replaced",
@@ -813,6 +833,7 @@ private:
                 co_return exchange_end::answered;
             }
         }
+        if (capture_) co_return co_await capture_response(ex, rp, keep && client_body_read);
         // The client's HTTP version: an HTTP/1.0 client (ApacheBench) keeps its connection only
         // when told so, and cannot read chunks: a chunked body then ends with the connection.
         auto out = client_response(res, version);
@@ -865,11 +886,102 @@ private:
         co_return exchange_end::relayed;
     }
 
+    // A browser-view page's back-end response: kept for the page instead of relayed.
+    awaitable<exchange_end> capture_response(exchange& ex, backend_parser& rp, bool keep) {
+        auto& res = rp.get();
+        capture_->status = res.result_int();
+        capture_->mailbox = res["X-Exsim-Mailbox"];
+        capture_->identity = res["X-Exsim-Identity"];
+        const bool whole = co_await read_body(ex, rp, owa::max_reply_bytes, &capture_->body);
+        capture_->truncated = !whole;
+        ex.reusable = whole && res.keep_alive() && !ex.unfinished;
+        ex.close_why = res.keep_alive() ? close_reason::error : close_reason::backend_closed;
+        ex.client_open = keep;
+        co_return exchange_end::relayed;
+    }
+
+    // The browser view (owa.hpp). Its form body is read whole (max_form_bytes: 413); the pages
+    // that show mailbox data come back through fetch_for_owa.
+    awaitable<bool> serve_owa(client_parser& parser, const canonical_target& canonical, bool keep) {
+        auto& req = parser.get();
+        const unsigned version = req.version();
+        std::string body;
+        if (!parser.is_done()) {
+            if (parser.content_length() && *parser.content_length() > owa::max_form_bytes)
+                co_return co_await answer(http::status::payload_too_large, version, false,
+                                          fmt::format("a form may not exceed {} bytes", owa::max_form_bytes));
+            parser.body_limit(owa::max_form_bytes);
+            char buf[4096];
+            while (!parser.is_done()) {
+                req.body().data = buf;
+                req.body().size = sizeof buf;
+                tcp().expires_after(limits().client_io_timeout);
+                auto [ec, n] = co_await http::async_read(stream_, buffer_, parser, nothrow);
+                if (ec == http::error::need_buffer) ec = {};
+                if (ec == http::error::body_limit)
+                    co_return co_await answer(http::status::payload_too_large, version, false,
+                                              fmt::format("a form may not exceed {} bytes", owa::max_form_bytes));
+                if (ec) co_return false;
+                body.append(buf, sizeof buf - req.body().size);
+            }
+            keep = req.keep_alive();  // the body is read: the connection may carry the next request
+        }
+        const auto qmark = canonical.target.find('?');
+        owa::request r{req.method(),
+                       canonical.path,
+                       qmark == std::string::npos ? std::string_view{} : std::string_view(canonical.target).substr(qmark + 1),
+                       req[http::field::cookie],
+                       req["Origin"],
+                       req[http::field::host],
+                       body};
+        auto page = co_await srv_.owa->handle(r, [this](owa::backend_call c) { return fetch_for_owa(std::move(c)); });
+        page.version(version);
+        page.keep_alive(keep);
+        if (req.method() == http::verb::head) page.body().clear();
+        page.prepare_payload();
+        count_response(page.result_int());
+        tcp().expires_after(limits().client_io_timeout);
+        auto [ec, n] = co_await http::async_write(stream_, page, nothrow);
+        co_return !ec && keep;
+    }
+
+    // One back-end request for a browser-view page, as its user, through forward(): the same
+    // pool, policy, handshakes, retries and leak guard as any request; only the response is
+    // captured instead of relayed.
+    awaitable<owa::backend_reply> fetch_for_owa(owa::backend_call call) {
+        const auto* entry = srv_.users->find(call.user);
+        auto& pool = *worker_.pools.find(entry->home)->second;
+        std::string raw = fmt::format("{} {} HTTP/1.1\r\nHost: exsim\r\nAccept: application/json\r\n",
+                                      http::to_string(call.method), call.target);
+        if (!call.body.empty())
+            raw += fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n", call.body.size());
+        raw += "\r\n";
+        raw += call.body;
+        client_parser parser;
+        parser.eager(true);
+        std::string scratch(call.body.size(), '\0');  // the parser's copy of the body, unused: it goes as a replay
+        parser.get().body().data = scratch.data();
+        parser.get().body().size = scratch.size();
+        beast::error_code ec;
+        parser.put(net::buffer(raw), ec);
+        owa::backend_reply reply;
+        reply.backend = pool.backend().name;
+        if (ec || !parser.is_done()) {
+            reply.proxy_error = fmt::format("could not build the back-end request: {}", ec.message());
+            co_return reply;
+        }
+        capture_ = &reply;
+        co_await forward(parser, call.target, call.user, call.password, pool, call.body);
+        capture_ = nullptr;
+        co_return reply;
+    }
+
     Stream stream_;
     beast::flat_buffer buffer_;
     worker& worker_;
     server::impl& srv_;
     std::uint64_t id_;
+    owa::backend_reply* capture_ = nullptr;  // set while a browser-view page's request runs
 };
 
 template <class Stream>
@@ -959,6 +1071,7 @@ server::server(const common::topology& topology, proxy_options options)
         s.workers.push_back(std::move(w));
     }
 
+    s.owa.emplace(s.topology, *s.users, [this] { return metrics(); });
     common::listen_on(s.acceptor, s.options.address, s.options.port, "proxy");
     s.admin = std::make_unique<admin_server>(s.options.admin_address, s.options.admin_port,
                                              [this] { return metrics_text(); });

@@ -70,6 +70,9 @@ struct worker_metrics {
     counter queue_timeouts{0};            // 503: waited longer than queue_timeout_ms
     counter idempotent_retries{0};        // a request retried once on a fresh connection
     counter leak_guard_hits{0};           // responses replaced because X-Exsim-Mailbox was not the user's
+    // Responses (status < 400) from a mailbox the user may not open, leak_guard on or off: the
+    // leaks the front-end itself can see (the browser view's red banner).
+    counter cross_user_responses{0};
     counter backend_errors{0};            // 502/504 answered for a back-end failure
 
     gauge open_connections{0};            // back-end connections open now
