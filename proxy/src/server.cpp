@@ -249,13 +249,17 @@ private:
         }
         auto& pool = *worker_.pools.find(backend->name)->second;
 
-        if (boost::iequals(req[http::field::expect], "100-continue") && !parser.is_done()) {
-            http::response<http::empty_body> cont{http::status::continue_, version};
-            tcp().expires_after(limits().client_io_timeout);
-            auto [wec, wn] = co_await http::async_write(stream_, cont, nothrow);
-            if (wec) co_return false;
-        }
+        if (!co_await continue_if_expected(parser)) co_return false;
         co_return co_await forward(parser, canonical.target, user, password, pool);
+    }
+
+    // Answers `Expect: 100-continue` before a body is read. Returns false when the client is gone.
+    awaitable<bool> continue_if_expected(client_parser& parser) {
+        if (!boost::iequals(parser.get()[http::field::expect], "100-continue") || parser.is_done()) co_return true;
+        http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+        tcp().expires_after(limits().client_io_timeout);
+        auto [ec, n] = co_await http::async_write(stream_, cont, nothrow);
+        co_return !ec;
     }
 
     // Buffers a whole header (or more than the limit: 431) so that its raw bytes are checked before
@@ -911,6 +915,7 @@ private:
                 co_return co_await answer(http::status::payload_too_large, version, false,
                                           fmt::format("a form may not exceed {} bytes", owa::max_form_bytes));
             parser.body_limit(owa::max_form_bytes);
+            if (!co_await continue_if_expected(parser)) co_return false;
             char buf[4096];
             while (!parser.is_done()) {
                 req.body().data = buf;
