@@ -218,6 +218,7 @@ frontend_settings parse_frontend(const json::value& v, std::string_view source) 
         r.fail("frontend.policy", fmt::format("unknown policy '{}' (expected one of {})", f.policy, fmt::join(names, ", ")));
     f.require_kerberos = r.boolean("require_kerberos", f.require_kerberos);
     f.leak_guard = r.boolean("leak_guard", f.leak_guard);
+    f.workers = r.count("workers", f.workers, 256);
     if (r.find("pool")) {
         object_reader p(r.require("pool"), std::string(source), "frontend.pool");
         auto& s = f.pool;
@@ -316,6 +317,7 @@ std::string to_json(const topology& t) {
         {"policy", f.policy},
         {"require_kerberos", f.require_kerberos},
         {"leak_guard", f.leak_guard},
+        {"workers", f.workers},
         {"pool", json::object{{"max_connections", p.max_connections}, {"max_idle", p.max_idle},
                               {"idle_timeout_ms", p.idle_timeout_ms}, {"max_requests", p.max_requests},
                               {"max_lifetime_ms", p.max_lifetime_ms}, {"queue_limit", p.queue_limit},

@@ -1061,6 +1061,7 @@ server::server(const common::topology& topology, proxy_options options)
     for (const auto& [name, address] : s.options.backends)
         if (!s.topology.find_backend(name))
             throw common::config_error(fmt::format("backends.{}: not a back-end of the directory", name));
+    if (s.options.workers == 0) s.options.workers = s.topology.frontend.workers;
     if (s.options.workers == 0) s.options.workers = std::max(1u, std::thread::hardware_concurrency());
     if (!s.options.allow_insecure_http) {
         auto files = s.options.tls ? *s.options.tls

@@ -84,6 +84,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "frontend.pool.max_conections: unknown key"},
         bad_config{"zero_connections", R"({"frontend":{"pool":{"max_connections":0}},"backends":[)" BE R"(],"users":[]})",
                    "frontend.pool.max_connections: must be at least 1"},
+        bad_config{"workers_type", R"({"frontend":{"workers":"one"},"backends":[)" BE R"(],"users":[]})",
+                   "frontend.workers: must be an integer from 0 to 256"},
+        bad_config{"too_many_workers", R"({"frontend":{"workers":257},"backends":[)" BE R"(],"users":[]})",
+                   "frontend.workers: must be an integer from 0 to 256"},
         bad_config{"guard_type", R"({"frontend":{"leak_guard":"yes"},"backends":[)" BE R"(],"users":[]})",
                    "frontend.leak_guard: must be true or false"},
         // Found by fuzzing (tests/fuzz/topology): a NUL in a key ended the message after the file name.

@@ -53,6 +53,8 @@ struct frontend_settings {
     std::string policy = "ms04-002";  // legacy | ms04-002 | no-reuse | pinned | per-user
     bool require_kerberos = false;    // refuse (502) a back-end that offers only NTLM
     bool leak_guard = false;          // replace a response from another user's mailbox (off: shows the bug)
+    std::size_t workers = 0;          // worker threads (0: one per core); under legacy a leak needs one worker
+                                      // for both users (DESIGN.md section 9); --workers overrides it
     pool_settings pool;
 };
 

@@ -44,7 +44,7 @@ struct proxy_options {
     std::uint16_t port = 0;                  // 0: a free port
     std::string admin_address = "127.0.0.1";
     std::uint16_t admin_port = 0;            // metrics; 0: a free port
-    std::size_t workers = 0;                 // 0: the number of cores
+    std::size_t workers = 0;                 // 0: the topology's frontend.workers, else the number of cores
     // Where each back-end listens, by name: "127.0.0.1:8081". Every back-end of the topology
     // must be present.
     std::map<std::string, std::string> backends;
