@@ -1,4 +1,4 @@
-// exsim: the one command line. Subcommands: demo, load, trace, up, realm, backend, proxy. Configuration errors exit with 2 and one clear message; a load run whose
+// exsim: the one command line. Subcommands: demo, load, trace, up, realm, backend, proxy, scenarios. Configuration errors exit with 2 and one clear message; a load run whose
 // thresholds failed exits with 99 (as k6 does).
 
 #include <algorithm>
@@ -25,6 +25,7 @@
 #include "exsim/backend/audit_log.hpp"
 #include "exsim/backend/server.hpp"
 #include "exsim/common/log.hpp"
+#include "exsim/common/scenarios.hpp"
 #include "exsim/common/topology.hpp"
 #include "exsim/loadgen/demo.hpp"
 #include "exsim/loadgen/load.hpp"
@@ -48,6 +49,7 @@ commands:
   realm     create the Kerberos realm and NTLM files, then run the KDC
   backend   run one back-end mailbox server of the topology
   proxy     run the front-end in front of running back-ends (--backend be1=127.0.0.1:PORT ...)
+  scenarios list the guided scenarios ('exsim up --scenario NAME'; docs/scenarios/NAME.md)
 
 Run 'exsim <command> --help' for a command's options.
 )";
@@ -59,6 +61,7 @@ struct usage_error : std::runtime_error {
 // Options every subcommand shares.
 struct common_options {
     std::string config;
+    std::string scenario;
     std::string state_dir = "state";
     std::string backend_auth;
     std::size_t extra_users = 0;
@@ -69,6 +72,7 @@ struct common_options {
 void add_common(po::options_description& d, common_options& o) {
     d.add_options()("help,h", "show this help")(
         "config", po::value(&o.config), "topology JSON file (default: the embedded default topology)")(
+        "scenario", po::value(&o.scenario), "a built-in topology by name instead of --config ('exsim scenarios' lists them)")(
         "state-dir", po::value(&o.state_dir)->default_value(o.state_dir), "folder for the realm, stores and logs")(
         "backend-auth", po::value(&o.backend_auth), "override every back-end's providers: negotiate | ntlm")(
         "extra-users", po::value(&o.extra_users)->default_value(0), "add N generated demo users (user00001, ...)")(
@@ -94,7 +98,10 @@ bool parse(const std::vector<std::string>& args, po::options_description& d, con
 }
 
 common::topology load(const common_options& o) {
-    auto t = o.config.empty() ? common::default_topology() : common::load_topology(o.config);
+    if (!o.scenario.empty() && !o.config.empty()) throw usage_error("exsim: --scenario and --config: give one or the other");
+    auto t = !o.scenario.empty() ? common::load_scenario(o.scenario)
+             : o.config.empty()  ? common::default_topology()
+                                 : common::load_topology(o.config);
     if (o.extra_users) {
         auto generated = common::generated_topology(o.extra_users);
         const auto defaults = common::default_topology().users.size();  // generated = default + extra
@@ -103,7 +110,10 @@ common::topology load(const common_options& o) {
     }
     if (!o.backend_auth.empty()) common::override_backend_auth(t, o.backend_auth);
     // Re-validate what the options added (a generated name may clash with a configured one).
-    t = common::parse_topology(common::to_json(t), o.config.empty() ? "the default topology" : o.config);
+    const auto source = !o.scenario.empty() ? "scenario " + o.scenario
+                        : o.config.empty()  ? std::string("the default topology")
+                                            : o.config;
+    t = common::parse_topology(common::to_json(t), source);
     common::set_log_level(o.log_level);
     return t;
 }
@@ -125,7 +135,8 @@ void add_frontend(po::options_description& d, frontend_options& o) {
     d.add_options()("address", po::value(&o.address)->default_value(o.address),
                     "front-end and metrics listen address (IP)")("policy", po::value(&o.policy),
                     "pool policy: legacy | ms04-002 (default) | no-reuse | pinned | per-user")(
-        "workers", po::value(&o.workers)->default_value(0), "front-end worker threads (0: one per core)")(
+        "workers", po::value(&o.workers)->default_value(0),
+        "front-end worker threads (0: the topology's frontend.workers, else one per core)")(
         "proxy-port", po::value(&o.port)->default_value(0), "front-end port on 127.0.0.1 (0: a free one)")(
         "admin-port", po::value(&o.admin_port)->default_value(0), "metrics port on 127.0.0.1 (0: a free one)")(
         "allow-insecure-http", po::bool_switch(&o.allow_insecure_http), "serve plain HTTP instead of TLS (warned)")(
@@ -553,6 +564,17 @@ int cmd_trace(const std::vector<std::string>& args) {
     return 0;
 }
 
+int cmd_scenarios(const std::vector<std::string>& args) {
+    po::options_description d("exsim scenarios");
+    d.add_options()("help,h", "show this help");
+    if (!parse(args, d, "scenarios")) return 0;
+    std::size_t width = 0;
+    for (const auto& s : common::scenarios()) width = std::max(width, s.name.size());
+    for (const auto& s : common::scenarios()) std::cout << fmt::format("{:<{}}  {}\n", s.name, width, s.summary);
+    std::cout << "\nexsim up --scenario NAME starts one; docs/scenarios/NAME.md explains it.\n";
+    return 0;
+}
+
 int cmd_demo(const std::vector<std::string>& args) {
     common_options o;
     report_options out;
@@ -611,7 +633,8 @@ int main(int argc, char** argv) {
     const std::string command = argv[1];
     const std::vector<std::string> args(argv + 2, argv + argc);
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
-        {"demo", cmd_demo}, {"load", cmd_load}, {"trace", cmd_trace}, {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy}};
+        {"demo", cmd_demo}, {"load", cmd_load}, {"trace", cmd_trace}, {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy},
+        {"scenarios", cmd_scenarios}};
     auto it = commands.find(command);
     if (it == commands.end()) {
         std::cerr << fmt::format("exsim: unknown command '{}'\n", command) << usage;
