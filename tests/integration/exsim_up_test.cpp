@@ -221,6 +221,53 @@ TEST_F(ExsimUpLegacyNtlm, CurlAsBobAfterAliceGetsAlicesInbox) {
     EXPECT_THAT(bob.output, HasSubstr("\"id\":\"alice."));
 }
 
+// The same, from the built-in scenario alone: it brings its policy, NTLM-only back-ends and its
+// one front-end worker (frontend.workers), so the leak shows every time. It shares the base's
+// static members: GoogleTest runs one suite after the other, each starting and stopping its own.
+class ExsimUpVulnerableScenario : public ExsimUpLegacyNtlm {
+protected:
+    static void SetUpTestSuite() { env_ = bring_up("exsim-up-scenario", {"--scenario", "ms04-002-vulnerable"}, dir_, process_); }
+};
+
+TEST_F(ExsimUpVulnerableScenario, CurlAsBobAfterAliceGetsAlicesInbox) {
+    EXPECT_EQ(env_["EXSIM_POLICY"], "legacy");
+    auto alice = curl_as("alice", env_.at("EXSIM_PROXY_URL") + "/exchange/");
+    ASSERT_THAT(alice.output, HasSubstr("X-Exsim-Mailbox: alice"));
+    auto bob = curl_as("bob", env_.at("EXSIM_PROXY_URL") + "/exchange/");
+    EXPECT_THAT(bob.output, HasSubstr("X-Exsim-Mailbox: alice")) << "the MS04-002 bug did not show";
+    std::ifstream log(dir_ / "exsim-up.log");
+    const std::string text{std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>()};
+    EXPECT_THAT(text, HasSubstr("(1 workers")) << "frontend.workers of the scenario was not applied";
+}
+
+TEST(ExsimCli, UnknownScenarioExitsWith2ListingTheKnownOnes) {
+    const auto dir = fs::temp_directory_path() / fmt::format("exsim-scn-{}", getpid());
+    auto r = common::run_program(EXSIM_BINARY, {"up", "--scenario", "ms04-002-vulnerabel", "--state-dir", (dir / "state").string()}, {});
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("unknown scenario 'ms04-002-vulnerabel'"));
+    EXPECT_THAT(r.output, HasSubstr("ms04-002-vulnerable"));
+    EXPECT_THAT(r.output, HasSubstr("wss-misconfig-require-kerberos"));
+    EXPECT_FALSE(fs::exists(dir / "state")) << "nothing may be started";
+}
+
+TEST(ExsimCli, ScenarioAndConfigTogetherIsAUsageError) {
+    const auto dir = fs::temp_directory_path() / fmt::format("exsim-scn2-{}", getpid());
+    auto r = common::run_program(EXSIM_BINARY, {"up", "--scenario", "ms04-002-fixed", "--config", "x.json",
+                                                "--state-dir", (dir / "state").string()}, {});
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("--scenario and --config"));
+    EXPECT_FALSE(fs::exists(dir / "state"));
+}
+
+TEST(ExsimCli, ScenariosListsEachWithItsSummary) {
+    auto r = common::run_program(EXSIM_BINARY, {"scenarios"}, {});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    for (const char* name : {"ms04-002-vulnerable", "ms04-002-fixed", "kb832749-workaround", "kerberos-default",
+                             "kerberos-persist", "wss-misconfig", "wss-misconfig-require-kerberos", "modern-pinned"})
+        EXPECT_THAT(r.output, HasSubstr(name));
+    EXPECT_THAT(r.output, HasSubstr("KB 832749"));
+}
+
 TEST(ExsimCli, ConfigurationTypoExitsWith2NamingFileAndField) {
     const auto dir = fs::temp_directory_path() / fmt::format("exsim-cfg-{}", getpid());
     fs::create_directories(dir);
