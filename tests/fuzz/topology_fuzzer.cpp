@@ -43,6 +43,7 @@ void check_valid(const common::topology& t) {
     // Every policy the configuration accepts is one the front-end can make.
     EXSIM_FUZZ_CHECK(proxy::make_policy(t.frontend.policy)->name() == t.frontend.policy);
     EXSIM_FUZZ_CHECK(t.frontend.pool.max_connections >= 1 && t.frontend.pool.max_requests >= 1);
+    EXSIM_FUZZ_CHECK(t.frontend.workers <= 256);
 }
 
 }  // namespace
