@@ -97,6 +97,12 @@ bool parse(const std::vector<std::string>& args, po::options_description& d, con
     return true;
 }
 
+// What the topology came from, for messages and the trace's header.
+std::string topology_source(const common_options& o) {
+    if (!o.scenario.empty()) return "scenario " + o.scenario;
+    return o.config.empty() ? "the default topology" : o.config;
+}
+
 common::topology load(const common_options& o) {
     if (!o.scenario.empty() && !o.config.empty()) throw usage_error("exsim: --scenario and --config: give one or the other");
     auto t = !o.scenario.empty() ? common::load_scenario(o.scenario)
@@ -110,10 +116,7 @@ common::topology load(const common_options& o) {
     }
     if (!o.backend_auth.empty()) common::override_backend_auth(t, o.backend_auth);
     // Re-validate what the options added (a generated name may clash with a configured one).
-    const auto source = !o.scenario.empty() ? "scenario " + o.scenario
-                        : o.config.empty()  ? std::string("the default topology")
-                                            : o.config;
-    t = common::parse_topology(common::to_json(t), source);
+    t = common::parse_topology(common::to_json(t), topology_source(o));
     common::set_log_level(o.log_level);
     return t;
 }
@@ -538,6 +541,7 @@ int cmd_trace(const std::vector<std::string>& args) {
     po::options_description d("exsim trace");
     d.add_options()("help,h", "show this help")(
         "config", po::value(&o.config), "topology JSON file (default: the embedded default topology)")(
+        "scenario", po::value(&o.scenario), "a built-in topology by name instead of --config ('exsim scenarios' lists them)")(
         "backend-auth", po::value(&o.backend_auth), "override every back-end's providers: negotiate | ntlm")(
         "policy", po::value(&f.policy), "pool policy: legacy | ms04-002 | no-reuse | pinned | per-user")(
         "require-kerberos", po::bool_switch(&f.require_kerberos), "refuse (502) back-ends that offer only NTLM")(
@@ -555,7 +559,7 @@ int cmd_trace(const std::vector<std::string>& args) {
     loadgen::trace_options t;
     t.topology = load(o);
     apply_frontend_options(t.topology, f);
-    t.source = o.config.empty() ? "the default topology" : o.config;
+    t.source = topology_source(o);
     if (vm.count("steps")) t.requests = loadgen::parse_trace_steps(steps, t.topology);
     if (vm.count("state-dir")) t.state_dir = vm["state-dir"].as<std::string>();
     const auto result = loadgen::run_trace(t);
