@@ -248,6 +248,9 @@ TEST(ExsimCli, UnknownScenarioExitsWith2ListingTheKnownOnes) {
     EXPECT_THAT(r.output, HasSubstr("ms04-002-vulnerable"));
     EXPECT_THAT(r.output, HasSubstr("wss-misconfig-require-kerberos"));
     EXPECT_FALSE(fs::exists(dir / "state")) << "nothing may be started";
+    auto trace = common::run_program(EXSIM_BINARY, {"trace", "--scenario", "nope"}, {});
+    EXPECT_EQ(trace.exit_code, 2) << trace.output;
+    EXPECT_THAT(trace.output, HasSubstr("unknown scenario 'nope'"));
 }
 
 TEST(ExsimCli, ScenarioAndConfigTogetherIsAUsageError) {
