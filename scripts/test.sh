@@ -3,14 +3,13 @@
 #   dev   the normal build: unit + integration tests (a real KDC, back-ends, the proxy, curl)
 #   asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (tests/lsan.supp)
 #   tsan  the concurrency tests under ThreadSanitizer (tests/tsan.supp)
-# With no argument: dev only, for now. The sanitizer builds pass locally but have not yet been
-# timed from a fresh clone inside CI's 90 minutes on 2 cores (the issue 5 notes); then the
-# default becomes (dev asan tsan fuzz).
+#   fuzz  a short smoke run of every libFuzzer target (tests/fuzz/run.sh)
+# With no argument: all four, as CI runs them (.ci/run).
 # `bash scripts/test.sh asan` (or dev, tsan, fuzz) runs one build; extra ctest arguments follow
 # its name. Every build's time is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-presets=(dev)
+presets=(dev asan tsan fuzz)
 if [ $# -gt 0 ]; then presets=("$1"); shift; fi
 times=()
 for preset in "${presets[@]}"; do
