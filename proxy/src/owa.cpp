@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include <boost/json.hpp>
+#include <boost/url/grammar/hexdig_chars.hpp>
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -26,13 +27,6 @@ using net_awaitable = boost::asio::awaitable<page>;
 
 namespace {
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 // Decodes one name or value; false on a truncated or non-hex %XX.
 bool form_decode(std::string_view in, std::string& out) {
     out.clear();
@@ -40,8 +34,8 @@ bool form_decode(std::string_view in, std::string& out) {
         if (in[i] == '+') out += ' ';
         else if (in[i] != '%') out += in[i];
         else {
-            const int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
-            const int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
+            const int hi = i + 1 < in.size() ? boost::urls::grammar::hexdig_value(in[i + 1]) : -1;
+            const int lo = i + 2 < in.size() ? boost::urls::grammar::hexdig_value(in[i + 2]) : -1;
             if (hi < 0 || lo < 0) return false;
             out += static_cast<char>(hi * 16 + lo);
             i += 2;

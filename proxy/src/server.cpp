@@ -823,9 +823,10 @@ private:
         const std::string_view identity = res["X-Exsim-Identity"];
         const std::string_view mailbox = res["X-Exsim-Mailbox"];
         const bool served = !user.empty() && res.result_int() < 400;
-        if (served && !mailbox.empty() && !may_open(user, mailbox)) add(metrics().cross_user_responses);
+        const bool foreign_mailbox = served && !mailbox.empty() && !may_open(user, mailbox);
+        if (foreign_mailbox) add(metrics().cross_user_responses);
         if (settings().leak_guard && served) {
-            if ((!identity.empty() && identity != user) || (!mailbox.empty() && !may_open(user, mailbox))) {
+            if ((!identity.empty() && identity != user) || foreign_mailbox) {
                 add(metrics().leak_guard_hits);
                 srv_.log->error("leak guard: back-end {} served mailbox '{}' as '{}' to {} on conn {}; response replaced",
                                 pool.backend().name, mailbox, identity, user, ex.conn->id);
