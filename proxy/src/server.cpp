@@ -12,12 +12,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
 
 #include "exsim/auth/gss.hpp"
@@ -29,6 +28,7 @@
 #include "exsim/proxy/owa.hpp"
 #include "exsim/proxy/policy.hpp"
 #include "exsim/proxy/request_checks.hpp"
+#include "exsim/proxy/tls_stream.hpp"
 #include "forwarding.hpp"
 #include "pool.hpp"
 
@@ -110,7 +110,7 @@ enum class exchange_end {
 };
 
 // One client connection: reads requests one after the other and serves each (HTTP/1.1 has no
-// pipelining worth supporting here). Stream is beast::tcp_stream or an ssl_stream over one.
+// pipelining worth supporting here). Stream is beast::tcp_stream or tls_stream.
 template <class Stream>
 class client_session {
 public:
@@ -126,8 +126,8 @@ public:
         add(worker_.metrics.client_connections);
         add(worker_.metrics.active_clients, 1);
         if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-            tcp().expires_after(limits().tls_handshake_timeout);
-            auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, nothrow);
+            stream_.expires_after(limits().tls_handshake_timeout);
+            auto [ec] = co_await stream_.async_handshake(nothrow);
             if (ec) {
                 srv_.log->debug("client {}: TLS handshake failed: {}", id_, ec.message());
                 co_return;
@@ -136,12 +136,12 @@ public:
         while (co_await serve_one()) {
         }
         if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-            tcp().expires_after(std::chrono::seconds(1));
+            stream_.expires_after(std::chrono::seconds(1));
             co_await stream_.async_shutdown(nothrow);
         }
         beast::error_code ec;
-        tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
-        tcp().close();
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        stream_.close();
     }
 
 private:
@@ -150,7 +150,6 @@ private:
 
     const proxy_limits& limits() const { return srv_.options.limits; }
     const common::frontend_settings& settings() const { return srv_.topology.frontend; }
-    beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
     worker_metrics& metrics() { return worker_.metrics; }
 
     // An event of the trace (proxy/trace.hpp) with what every kind carries.
@@ -257,7 +256,7 @@ private:
     awaitable<bool> continue_if_expected(client_parser& parser) {
         if (!boost::iequals(parser.get()[http::field::expect], "100-continue") || parser.is_done()) co_return true;
         http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
-        tcp().expires_after(limits().client_io_timeout);
+        stream_.expires_after(limits().client_io_timeout);
         auto [ec, n] = co_await http::async_write(stream_, cont, nothrow);
         co_return !ec;
     }
@@ -265,13 +264,13 @@ private:
     // Buffers a whole header (or more than the limit: 431) so that its raw bytes are checked before
     // Beast unfolds them; once begun it has client_io_timeout in all, not the idle timeout per byte.
     awaitable<beast::error_code> read_header_bytes() {
-        tcp().expires_after(buffer_.size() == 0 ? limits().client_idle_timeout : limits().client_io_timeout);
+        stream_.expires_after(buffer_.size() == 0 ? limits().client_idle_timeout : limits().client_io_timeout);
         for (;;) {
             const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
             if (common::header_end(data) != std::string_view::npos || data.size() > limits().header_bytes) co_return beast::error_code{};
             auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(header_chunk), nothrow);
             if (ec) co_return ec;
-            if (buffer_.size() == 0 && n > 0) tcp().expires_after(limits().client_io_timeout);
+            if (buffer_.size() == 0 && n > 0) stream_.expires_after(limits().client_io_timeout);
             buffer_.commit(n);
         }
     }
@@ -292,7 +291,7 @@ private:
         res.prepare_payload();
         res.keep_alive(keep_alive);
         count_response(static_cast<unsigned>(status));
-        tcp().expires_after(limits().client_io_timeout);
+        stream_.expires_after(limits().client_io_timeout);
         auto [ec, n] = co_await http::async_write(stream_, res, nothrow);
         co_return !ec && keep_alive;
     }
@@ -747,7 +746,7 @@ private:
             auto& body = parser.get().body();
             body.data = buf;
             body.size = sizeof buf;
-            tcp().expires_after(limits().client_io_timeout);
+            stream_.expires_after(limits().client_io_timeout);
             auto [ec, n] = co_await http::async_read(stream_, buffer_, parser, nothrow);
             if (ec == http::error::need_buffer) ec = {};
             if (ec == http::error::body_limit) co_return send_result::body_too_large;
@@ -849,7 +848,7 @@ private:
         out.keep_alive(keep);
         count_response(res.result_int());
         http::response_serializer<http::buffer_body> sr{out};
-        tcp().expires_after(limits().client_io_timeout);
+        stream_.expires_after(limits().client_io_timeout);
         auto [hec, hn] = co_await http::async_write_header(stream_, sr, nothrow);
         if (hec) {
             ex.client_open = false;
@@ -876,7 +875,7 @@ private:
                 out.body().size = 0;
                 out.body().more = false;
             }
-            tcp().expires_after(limits().client_io_timeout);
+            stream_.expires_after(limits().client_io_timeout);
             auto [wec, wn] = co_await http::async_write(stream_, sr, nothrow);
             if (wec == http::error::need_buffer) wec = {};
             if (wec) {
@@ -921,7 +920,7 @@ private:
             while (!parser.is_done()) {
                 req.body().data = buf;
                 req.body().size = sizeof buf;
-                tcp().expires_after(limits().client_io_timeout);
+                stream_.expires_after(limits().client_io_timeout);
                 auto [ec, n] = co_await http::async_read(stream_, buffer_, parser, nothrow);
                 if (ec == http::error::need_buffer) ec = {};
                 if (ec == http::error::body_limit)
@@ -946,7 +945,7 @@ private:
         if (req.method() == http::verb::head) page.body().clear();
         page.prepare_payload();
         count_response(page.result_int());
-        tcp().expires_after(limits().client_io_timeout);
+        stream_.expires_after(limits().client_io_timeout);
         auto [ec, n] = co_await http::async_write(stream_, page, nothrow);
         co_return !ec && keep;
     }
@@ -1009,9 +1008,12 @@ void server::impl::on_accept(worker& w, tcp::socket socket) {
         }
     };
     if (tls) {
-        using stream = beast::ssl_stream<beast::tcp_stream>;
-        auto s = std::make_unique<client_session<stream>>(stream(beast::tcp_stream(std::move(socket)), *tls), w, *this, id);
-        net::co_spawn(w.ioc, serve(std::move(s)), report);
+        try {
+            auto s = std::make_unique<client_session<tls_stream>>(tls_stream(std::move(socket), *tls), w, *this, id);
+            net::co_spawn(w.ioc, serve(std::move(s)), report);
+        } catch (const std::exception& e) {
+            log->error("client {}: {}", id, e.what());
+        }
     } else {
         auto s = std::make_unique<client_session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), w, *this, id);
         net::co_spawn(w.ioc, serve(std::move(s)), report);
