@@ -497,13 +497,13 @@ def section_hop():
                 runs[(size, name)].append(run_one(f"hop-{size}-{name}-{rep}", name, size))
     # The latency target's reference: the same open model (evenly spaced requests, latency from
     # when each was due) at half of each one's own peak, on the anonymous path.
-    size = HOP_SIZES[0]
+    half_size = HOP_SIZES[0]
     half = {n: [] for n in names}
     for rep in range(REPEATS):
         for name in rotated(names, rep):
-            rate = max(med([r["rps"] for r in runs[(size, name)]]) / 2, 1)
-            note(f"hop {size} B {name} at half its peak ({rate:.0f}/s) run {rep + 1}/{REPEATS}")
-            half[name].append(run_one(f"hop-{size}-{name}-half-{rep}", name, size, ["--rate", f"{rate:.1f}"]))
+            rate = max(med([r["rps"] for r in runs[(half_size, name)]]) / 2, 1)
+            note(f"hop {half_size} B {name} at half its peak ({rate:.0f}/s) run {rep + 1}/{REPEATS}")
+            half[name].append(run_one(f"hop-{half_size}-{name}-half-{rep}", name, half_size, ["--rate", f"{rate:.1f}"]))
     for p in (nginx, haproxy):
         p.stop()
     topo.stop()
@@ -526,7 +526,7 @@ def section_hop():
            "back-end CPU us/req", "errors"], rows)
     say_others([r for rs in runs.values() for r in rs])
     say()
-    say(f"latency, open model, {size} B, at half of each one's own peak (the reference for the p99 <= 2 x p50 target)")
+    say(f"latency, open model, {half_size} B, at half of each one's own peak (the reference for the p99 <= 2 x p50 target)")
     rows = []
     for name in names:
         p50, p99 = med([r["total"]["p50_ms"] for r in half[name]]), med([r["total"]["p99_ms"] for r in half[name]])
