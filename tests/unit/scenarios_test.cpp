@@ -27,6 +27,13 @@ TEST(Scenarios, NamesMatchTheFilesInConfigs) {
     EXPECT_EQ(files, listed);
 }
 
+// `exsim scenarios` ends with "docs/scenarios/NAME.md explains it".
+TEST(Scenarios, EveryOneHasItsPage) {
+    for (const auto& s : scenarios())
+        EXPECT_TRUE(std::filesystem::is_regular_file(std::string(EXSIM_SOURCE_DIR "/docs/scenarios/") + std::string(s.name) + ".md"))
+            << s.name;
+}
+
 TEST(Scenarios, TheEmbeddedTextIsTheFileAsBuilt) {
     for (const auto& s : scenarios()) {
         std::ifstream in(std::string(EXSIM_SOURCE_DIR "/configs/") + std::string(s.name) + ".json");
