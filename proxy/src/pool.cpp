@@ -28,7 +28,9 @@ bool quiet(net::ip::tcp::socket& s) {
 }  // namespace
 
 backend_connection::backend_connection(backend_pool& o, net::any_io_executor ex, std::uint64_t i)
-    : owner(o), id(i), stream(std::move(ex)) {}
+    : owner(o), id(i), stream(std::move(ex)) {
+    buffer.reserve(2 * relay_chunk);
+}
 
 backend_connection::~backend_connection() {
     boost::system::error_code ec;

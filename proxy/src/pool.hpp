@@ -4,6 +4,7 @@
 // use, in explicit lists by state (idle shared, idle per user, pinned per client); a request
 // holds the one it acquired (a conn_ptr) and hands it back with release().
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -29,6 +30,9 @@ namespace exsim::proxy {
 class backend_pool;
 using clock = std::chrono::steady_clock;
 
+// How much of a body goes through the proxy per read and write.
+constexpr std::size_t relay_chunk = 16 * 1024;
+
 struct backend_connection {
     backend_connection(backend_pool& owner, boost::asio::any_io_executor ex, std::uint64_t id);
     ~backend_connection();  // tells the pool, with `reason`
@@ -40,7 +44,11 @@ struct backend_connection {
     backend_pool& owner;
     std::uint64_t id;
     boost::beast::tcp_stream stream;
-    boost::beast::flat_buffer buffer;
+    boost::beast::flat_buffer buffer;  // reserved for a relay chunk and its header: one read, not 512 B ones
+    // The bytes of a body on their way between client and back-end, in either direction (one
+    // exchange at a time uses a connection). Here rather than in a coroutine frame: a frame that
+    // large is a malloc and a free per request.
+    std::array<char, relay_chunk> relay;
     auth::mechanism mechanism = auth::mechanism::none;  // how the last handshake on it ended
     std::string user;                                  // who it authenticated
     std::size_t requests = 0;                          // client requests it carried
