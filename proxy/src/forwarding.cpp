@@ -44,4 +44,56 @@ http::response<http::buffer_body> client_response(const http::response_header<>&
     return out;
 }
 
+namespace {
+
+void append(std::string& out, boost::beast::string_view s) { out.append(s.data(), s.size()); }
+
+void append_version(std::string& out, unsigned version) {
+    out += "HTTP/";
+    out += static_cast<char>('0' + version / 10);
+    out += '.';
+    out += static_cast<char>('0' + version % 10);
+}
+
+void append_fields(std::string& out, const http::fields& fields) {
+    for (const auto& f : fields) {
+        append(out, f.name_string());
+        out += ": ";
+        append(out, f.value());
+        out += "\r\n";
+    }
+    out += "\r\n";
+}
+
+}  // namespace
+
+std::string header_bytes(const http::request_header<>& req) {
+    std::string out;
+    out.reserve(512);
+    append(out, req.method_string());
+    out += ' ';
+    append(out, req.target());
+    out += ' ';
+    append_version(out, req.version());
+    out += "\r\n";
+    append_fields(out, req);
+    return out;
+}
+
+std::string header_bytes(const http::response_header<>& res) {
+    std::string out;
+    out.reserve(512);
+    append_version(out, res.version());
+    const unsigned code = res.result_int();
+    out += ' ';
+    out += static_cast<char>('0' + code / 100);
+    out += static_cast<char>('0' + code / 10 % 10);
+    out += static_cast<char>('0' + code % 10);
+    out += ' ';
+    append(out, res.reason());  // the back-end's, or the standard one
+    out += "\r\n";
+    append_fields(out, res);
+    return out;
+}
+
 }  // namespace exsim::proxy

@@ -28,4 +28,11 @@ boost::beast::http::request<boost::beast::http::buffer_body> backend_request(
 boost::beast::http::response<boost::beast::http::buffer_body> client_response(
     const boost::beast::http::response_header<>& res, unsigned version);
 
+// A header's bytes exactly as Beast's serializer writes them (start line, the fields in order,
+// the blank line), in one buffer. Beast hands a socket one buffer per field, and walking that
+// sequence to size, gather and consume it took about an eighth of the proxy's CPU for a small
+// request; one buffer is one iovec.
+std::string header_bytes(const boost::beast::http::request_header<>& req);
+std::string header_bytes(const boost::beast::http::response_header<>& res);
+
 }  // namespace exsim::proxy

@@ -1,6 +1,7 @@
 #include "exsim/proxy/server.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <thread>
 #include <unordered_map>
@@ -43,7 +44,6 @@ using net::awaitable;
 namespace {
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
-constexpr std::size_t relay_chunk = 16 * 1024;
 // What an idle client connection's read buffer starts with: most request headers fit, and
 // 10,000 idle connections do not hold 16 KiB each (a larger header grows it).
 constexpr std::size_t header_chunk = 1024;
@@ -187,7 +187,12 @@ private:
                                           "obsolete line folding (obs-fold) in the header is refused");
             }
         }
-        auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, nothrow);
+        // The header is buffered whole (or is over the limit): parsed from the buffer, with no
+        // second asynchronous read; Beast reads on only where it finds no end where we did.
+        beast::error_code ec;
+        buffer_.consume(parser.put(buffer_.data(), ec));
+        if (ec == http::error::need_more)
+            std::tie(ec, std::ignore) = co_await http::async_read_header(stream_, buffer_, parser, nothrow);
         if (ec) {
             if (ec == http::error::header_limit)
                 co_await answer(http::status::request_header_fields_too_large, 11, false,
@@ -725,9 +730,8 @@ private:
         http::request_serializer<http::buffer_body> sr{out};
         s.expires_after(limits().backend_timeout);
         if (bodyless || (parser.is_done() && ex.body_from_client == 0)) {
-            out.body().data = nullptr;
-            out.body().more = false;
-            auto [ec, n] = co_await http::async_write(s, sr, nothrow);
+            const auto header = header_bytes(out);
+            auto [ec, n] = co_await net::async_write(s, net::buffer(header), nothrow);
             co_return ec ? send_result::backend_failed : send_result::ok;
         }
         if (parser.is_done()) {  // the body went once already: send it again from the replay copy
@@ -741,11 +745,11 @@ private:
         // Stream the client's body through a small buffer, keeping a copy while it is small.
         auto [hec, hn] = co_await http::async_write_header(s, sr, nothrow);
         if (hec) co_return send_result::backend_failed;
-        char buf[relay_chunk];
+        char* const buf = ex.conn->relay.data();
         while (!parser.is_done()) {
             auto& body = parser.get().body();
             body.data = buf;
-            body.size = sizeof buf;
+            body.size = relay_chunk;
             stream_.expires_after(limits().client_io_timeout);
             auto [ec, n] = co_await http::async_read(stream_, buffer_, parser, nothrow);
             if (ec == http::error::need_buffer) ec = {};
@@ -756,7 +760,7 @@ private:
                 co_return send_result::client_malformed;
             }
             if (ec) co_return send_result::client_failed;
-            const std::size_t got = sizeof buf - body.size;
+            const std::size_t got = relay_chunk - body.size;
             ex.body_from_client += got;
             if (ex.replay_complete && ex.replay.size() + got <= limits().replay_bytes) ex.replay.append(buf, got);
             else {
@@ -847,42 +851,45 @@ private:
         }
         out.keep_alive(keep);
         count_response(res.result_int());
-        http::response_serializer<http::buffer_body> sr{out};
-        stream_.expires_after(limits().client_io_timeout);
-        auto [hec, hn] = co_await http::async_write_header(stream_, sr, nothrow);
-        if (hec) {
-            ex.client_open = false;
-            co_return exchange_end::relayed;
-        }
-        char buf[relay_chunk];
-        for (;;) {
-            if (!rp.is_done()) {
+        // The header goes out with the body's first bytes, in one write: a small response is one
+        // write and one packet, not two (a back-end sends its header with the body's start, so the
+        // client's header waits for nothing in practice). Each read relays what has arrived, at
+        // most relay_chunk, rather than waiting for a full chunk of a slow body. A chunked body is
+        // framed as Beast's serializer frames it: each piece a chunk, then the last chunk.
+        const auto header = header_bytes(out);
+        const bool chunked = out.chunked();
+        char* const buf = ex.conn->relay.data();
+        for (bool first = true;; first = false) {
+            std::size_t got = 0;
+            while (!rp.is_done() && got == 0) {  // a read may bring framing only (a chunk's size line)
                 rp.get().body().data = buf;
-                rp.get().body().size = sizeof buf;
+                rp.get().body().size = relay_chunk;
                 ex.conn->stream.expires_after(limits().backend_timeout);
-                auto [ec, n] = co_await http::async_read(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+                auto [ec, n] = co_await http::async_read_some(ex.conn->stream, ex.conn->buffer, rp, nothrow);
                 if (ec == http::error::need_buffer) ec = {};
                 if (ec) {  // the back-end failed mid-body: the client cannot get a whole response
                     add(metrics().backend_errors);
                     ex.client_open = false;
                     co_return exchange_end::relayed;
                 }
-                out.body().data = buf;
-                out.body().size = sizeof buf - rp.get().body().size;
-                out.body().more = !rp.is_done();
-            } else {
-                out.body().data = nullptr;
-                out.body().size = 0;
-                out.body().more = false;
+                got = relay_chunk - rp.get().body().size;
             }
+            char size_line[24];
+            const auto size_end = fmt::format_to(size_line, "{:x}\r\n", got);
+            const bool framed = chunked && got > 0;
+            const std::array<net::const_buffer, 5> pieces{
+                first ? net::buffer(header) : net::const_buffer{},
+                framed ? net::buffer(size_line, static_cast<std::size_t>(size_end - size_line)) : net::const_buffer{},
+                net::buffer(buf, got),
+                framed ? net::buffer("\r\n", 2) : net::const_buffer{},
+                chunked && rp.is_done() ? net::buffer("0\r\n\r\n", 5) : net::const_buffer{}};
             stream_.expires_after(limits().client_io_timeout);
-            auto [wec, wn] = co_await http::async_write(stream_, sr, nothrow);
-            if (wec == http::error::need_buffer) wec = {};
+            auto [wec, wn] = co_await net::async_write(stream_, pieces, nothrow);
             if (wec) {
                 ex.client_open = false;
                 co_return exchange_end::relayed;
             }
-            if (sr.is_done()) break;
+            if (rp.is_done()) break;
         }
         ex.reusable = rp.is_done() && res.keep_alive() && !ex.unfinished;
         ex.close_why = res.keep_alive() ? close_reason::error : close_reason::backend_closed;
