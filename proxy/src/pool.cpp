@@ -16,6 +16,9 @@ using namespace std::chrono_literals;
 
 namespace {
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+// Spare exchange buffers a pool keeps (48 KiB each): enough for the exchanges one worker runs at
+// once on one back-end in a benchmark; more concurrent ones allocate their own.
+constexpr std::size_t max_spare_buffers = 64;
 
 // An idle connection must have nothing to read: end of stream means the back-end closed it,
 // and stray bytes mean it can no longer frame a response.
@@ -28,9 +31,7 @@ bool quiet(net::ip::tcp::socket& s) {
 }  // namespace
 
 backend_connection::backend_connection(backend_pool& o, net::any_io_executor ex, std::uint64_t i)
-    : owner(o), id(i), stream(std::move(ex)) {
-    buffer.reserve(2 * relay_chunk);
-}
+    : owner(o), id(i), stream(std::move(ex)) {}
 
 backend_connection::~backend_connection() {
     boost::system::error_code ec;
@@ -180,6 +181,7 @@ net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint
                                                                               : reuse_decision::reused_as_is;
         }
         if (r.conn) {
+            lend_buffers(*r.conn);
             r.must_authenticate = policy_.must_authenticate(r.conn->view(), user);
             if (r.must_authenticate && r.decision != reuse_decision::new_connection)
                 r.decision = reuse_decision::reused_reauth;
@@ -191,6 +193,7 @@ net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint
         if (open_ < settings_.max_connections) {
             r = co_await open();
             if (r.conn) {
+                lend_buffers(*r.conn);
                 r.must_authenticate = !user.empty();
                 add(metrics_.acquired[static_cast<std::size_t>(reuse_decision::new_connection)]);
             }
@@ -227,10 +230,11 @@ release_result backend_pool::release(conn_ptr c, bool reusable, std::uint64_t cl
         close(std::move(c), why);
         return release_result{disposal::close, why};
     };
+    take_back_buffers(*c);
     if (!reusable || shutting_down_) return closed(shutting_down_ ? close_reason::shutdown : reason);
     // Bytes already read past the response (e.g. a body sent to a HEAD) would be taken for the
-    // next response.
-    if (c->buffer.size() != 0) return closed(close_reason::error);
+    // next response (take_back_buffers left them with the connection).
+    if (c->io) return closed(close_reason::error);
     if (c->requests >= settings_.max_requests) return closed(close_reason::max_requests);
     if (clock::now() - c->created > std::chrono::milliseconds(settings_.max_lifetime_ms))
         return closed(close_reason::max_lifetime);
@@ -262,6 +266,22 @@ release_result backend_pool::release(conn_ptr c, bool reusable, std::uint64_t cl
             return {disposal::pool};
     }
     return {};
+}
+
+void backend_pool::lend_buffers(backend_connection& c) {
+    if (c.io) return;
+    if (spare_buffers_.empty()) {
+        c.io = std::make_unique<exchange_buffers>();
+        return;
+    }
+    c.io = std::move(spare_buffers_.back());
+    spare_buffers_.pop_back();
+}
+
+void backend_pool::take_back_buffers(backend_connection& c) {
+    if (!c.io || c.io->read.size() != 0) return;
+    if (spare_buffers_.size() < max_spare_buffers) spare_buffers_.push_back(std::move(c.io));
+    else c.io.reset();
 }
 
 void backend_pool::client_closed(std::uint64_t client) {

@@ -33,6 +33,18 @@ using clock = std::chrono::steady_clock;
 // How much of a body goes through the proxy per read and write.
 constexpr std::size_t relay_chunk = 16 * 1024;
 
+// What a back-end connection reads and relays with while it carries an exchange: its read
+// buffer (sized for a relay chunk and its header: one read, not 512-byte ones) and the bytes of a
+// body on their way between client and back-end, in either direction. Not in a coroutine frame:
+// a frame that large is a malloc and a free per request; not kept by idle connections either:
+// 10,000 pooled or pinned connections would hold 48 KiB each. The pool lends them and keeps a
+// few spare.
+struct exchange_buffers {
+    exchange_buffers() { read.reserve(2 * relay_chunk); }
+    boost::beast::flat_buffer read;
+    std::array<char, relay_chunk> relay;
+};
+
 struct backend_connection {
     backend_connection(backend_pool& owner, boost::asio::any_io_executor ex, std::uint64_t id);
     ~backend_connection();  // tells the pool, with `reason`
@@ -44,11 +56,8 @@ struct backend_connection {
     backend_pool& owner;
     std::uint64_t id;
     boost::beast::tcp_stream stream;
-    boost::beast::flat_buffer buffer;  // reserved for a relay chunk and its header: one read, not 512 B ones
-    // The bytes of a body on their way between client and back-end, in either direction (one
-    // exchange at a time uses a connection). Here rather than in a coroutine frame: a frame that
-    // large is a malloc and a free per request.
-    std::array<char, relay_chunk> relay;
+    // Lent by the pool from acquire() to release(): an idle or pinned connection holds none.
+    std::unique_ptr<exchange_buffers> io;
     auth::mechanism mechanism = auth::mechanism::none;  // how the last handshake on it ended
     std::string user;                                  // who it authenticated
     std::size_t requests = 0;                          // client requests it carried
@@ -118,6 +127,8 @@ private:
     void close(conn_ptr c, close_reason why);
     conn_ptr unpin(std::unordered_map<std::uint64_t, conn_ptr>::iterator it);
     boost::asio::awaitable<acquire_result> open();
+    void lend_buffers(backend_connection& c);
+    void take_back_buffers(backend_connection& c);
 
     const common::backend_config& backend_;
     boost::asio::ip::tcp::endpoint endpoint_;
@@ -142,6 +153,7 @@ private:
         bool woken = false;
     };
     std::list<waiter*> waiters_;  // FIFO; a waiter is woken by cancelling its timer
+    std::vector<std::unique_ptr<exchange_buffers>> spare_buffers_;  // at most max_spare_buffers
 };
 
 }  // namespace exsim::proxy

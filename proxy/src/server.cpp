@@ -578,7 +578,7 @@ private:
             rp.body_limit(boost::none);
             ex.conn->stream.expires_after(limits().backend_timeout);
             beast::error_code ec;
-            if (sent == send_result::ok) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+            if (sent == send_result::ok) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->io->read, rp, nothrow);
             if (sent == send_result::backend_failed || ec) {
                 // A connection the back-end closed before any byte of an answer to the first leg
                 // may be retried (forward() decides): a pooled one it closed while idle, or a new
@@ -685,7 +685,7 @@ private:
         backend_parser rp;
         rp.skip(true);
         beast::error_code ec = wec;
-        if (!ec) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+        if (!ec) std::tie(ec, std::ignore) = co_await http::async_read_header(ex.conn->stream, ex.conn->io->read, rp, nothrow);
         if (ec) co_return fmt::format("back-end {}: {}", pool.backend().name, ec.message());
         auto ch = auth::read_challenge(rp.get(), std::nullopt);
         trace(trace_kind::answer, *ex.conn, user, [&](trace_event& e) {
@@ -693,7 +693,7 @@ private:
             e.offers = ch.offers;
         });
         if (!ch.offers.empty()) pool.offers = ch.offers;
-        if (!rp.get().keep_alive() || ex.conn->buffer.size() != 0)
+        if (!rp.get().keep_alive() || ex.conn->io->read.size() != 0)
             co_return fmt::format("back-end {}: closed the connection after an unauthenticated HEAD", pool.backend().name);
         co_return std::string();
     }
@@ -745,7 +745,7 @@ private:
         // Stream the client's body through a small buffer, keeping a copy while it is small.
         auto [hec, hn] = co_await http::async_write_header(s, sr, nothrow);
         if (hec) co_return send_result::backend_failed;
-        char* const buf = ex.conn->relay.data();
+        char* const buf = ex.conn->io->relay.data();
         while (!parser.is_done()) {
             auto& body = parser.get().body();
             body.data = buf;
@@ -799,7 +799,7 @@ private:
             rp.get().body().data = buf;
             rp.get().body().size = sizeof buf;
             ex.conn->stream.expires_after(limits().backend_timeout);
-            auto [ec, n] = co_await http::async_read(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+            auto [ec, n] = co_await http::async_read(ex.conn->stream, ex.conn->io->read, rp, nothrow);
             if (ec == http::error::need_buffer) ec = {};
             if (ec) co_return false;
             const std::size_t got = sizeof buf - rp.get().body().size;
@@ -858,14 +858,14 @@ private:
         // framed as Beast's serializer frames it: each piece a chunk, then the last chunk.
         const auto header = header_bytes(out);
         const bool chunked = out.chunked();
-        char* const buf = ex.conn->relay.data();
+        char* const buf = ex.conn->io->relay.data();
         for (bool first = true;; first = false) {
             std::size_t got = 0;
             while (!rp.is_done() && got == 0) {  // a read may bring framing only (a chunk's size line)
                 rp.get().body().data = buf;
                 rp.get().body().size = relay_chunk;
                 ex.conn->stream.expires_after(limits().backend_timeout);
-                auto [ec, n] = co_await http::async_read_some(ex.conn->stream, ex.conn->buffer, rp, nothrow);
+                auto [ec, n] = co_await http::async_read_some(ex.conn->stream, ex.conn->io->read, rp, nothrow);
                 if (ec == http::error::need_buffer) ec = {};
                 if (ec) {  // the back-end failed mid-body: the client cannot get a whole response
                     add(metrics().backend_errors);
