@@ -51,10 +51,8 @@ public:
 
     executor_type get_executor() { return core_->socket.get_executor(); }
     tcp::socket& socket() { return core_->socket; }
-    SSL* native_handle() { return ssl_.get(); }
 
     void expires_after(std::chrono::steady_clock::duration d) { core_->deadline = std::chrono::steady_clock::now() + d; }
-    void expires_never() { core_->deadline = std::chrono::steady_clock::time_point::max(); }
     // Closes the socket (no close_notify: async_shutdown sends one) and cancels what waits.
     void close();
 
