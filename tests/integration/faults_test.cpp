@@ -46,6 +46,24 @@ std::size_t count(const std::vector<scripted_backend::request>& requests, verb m
                                                   [&](const auto& r) { return r.method() == method; }));
 }
 
+// A chunked response arriving in pieces is relayed chunk by chunk, re-framed by the proxy (its
+// header with the first piece, then each piece as a chunk, then the last chunk): the client reads
+// the whole body, and its connection frames the next response too.
+TEST(FaultBackendSlow, AChunkedResponseInPiecesReachesTheClientWholeAndKeepsItsConnection) {
+    using action = scripted_backend::action;
+    scripted_backend fake([](const auto&, std::size_t) { return action::answer_chunked; });
+    auto p = start_proxy({.addresses = {{"be1", fake.address()}}});
+    connection c(p->port());
+    for (int i = 0; i < 2; ++i) {
+        auto res = c.request(verb::get, "/exchweb/chunked");
+        EXPECT_EQ(res.result_int(), 200);
+        EXPECT_EQ(res.body(), "scripted\n");
+        EXPECT_TRUE(res.chunked());
+    }
+    EXPECT_TRUE(c.open());
+    EXPECT_EQ(fake.connections(), 1u) << "the back-end connection was kept: the chunked body ended where it should";
+}
+
 // Killed before its header is complete: nothing reached the client yet, so the proxy answers
 // 502 itself; the back-end connection is closed, and neither the POST nor (once a byte of its
 // answer came back) the GET is sent again.

@@ -2,6 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
+#include <string_view>
+#include <thread>
 #include <fstream>
 #include <future>
 #include <limits>
@@ -152,6 +155,15 @@ void scripted_backend::run() {
             }
             const auto a = script_(req, index);
             if (a == action::drop) break;
+            if (a == action::answer_chunked) {
+                for (const char* piece : {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nscri\r\n",
+                                          "5\r\npted\n\r\n", "0\r\n\r\n"}) {
+                    boost::asio::write(s, boost::asio::buffer(std::string_view(piece)), ec);
+                    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // separate reads for the proxy
+                }
+                if (ec) break;
+                continue;
+            }
             http::response<http::string_body> res{http::status::ok, 11};
             res.set(http::field::content_type, "text/plain");
             res.body() = "scripted\n";

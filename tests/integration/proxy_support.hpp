@@ -95,6 +95,7 @@ public:
         drop,              // close the connection without answering
         cut_in_headers,    // write half of the response's header, then close (a back-end killed)
         cut_in_body,       // write the header and half of the body, then close
+        answer_chunked,    // 200 kept alive, "scripted\n" in two chunks and the last one, each its own write
     };
     // `index` counts the requests received so far, over every connection.
     using script = std::function<action(const request& req, std::size_t index)>;
