@@ -9,14 +9,16 @@
 # its name. Every build's time is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/stage.sh
 presets=(dev asan tsan fuzz)
 if [ $# -gt 0 ]; then presets=("$1"); shift; fi
 times=()
 for preset in "${presets[@]}"; do
-    echo "== $preset" >&2
+    stage "$preset: build"
     start=$SECONDS
     bash scripts/build.sh "$preset"
     built=$((SECONDS - start))
+    stage "$preset: tests (ctest --preset $preset)"
     ctest --preset "$preset" --timeout 1500 "$@"
     times+=("$preset: build ${built} s, tests $((SECONDS - start - built)) s")
 done

@@ -3,5 +3,5 @@
 # Extra arguments go to `exsim up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh dev
+bash scripts/build.sh dev exsim
 exec build/dev/app/exsim up --state-dir "${EXSIM_STATE_DIR:-state}" "$@"
