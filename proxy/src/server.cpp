@@ -295,10 +295,22 @@ private:
         res.body() = fmt::format("{} {}: {}\n", static_cast<unsigned>(status), http::obsolete_reason(status), why);
         res.prepare_payload();
         res.keep_alive(keep_alive);
+        mark_tls_only(res);
         count_response(static_cast<unsigned>(status));
         stream_.expires_after(limits().client_io_timeout);
         auto [ec, n] = co_await http::async_write(stream_, res, nothrow);
         co_return !ec && keep_alive;
+    }
+
+    // RFC 6797: every response over TLS tells the browser to come back over TLS only, for two years
+    // (Mozilla's value); never one over plain HTTP, where anyone on the path could add or strip it.
+    // The header is the proxy's: a back-end's own is replaced, or dropped.
+    template <class Header>
+    static void mark_tls_only(Header& h) {
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>)
+            h.erase(http::field::strict_transport_security);
+        else
+            h.set(http::field::strict_transport_security, "max-age=63072000");
     }
 
     void count_response(unsigned status) {
@@ -850,6 +862,7 @@ private:
             keep = false;
         }
         out.keep_alive(keep);
+        mark_tls_only(out);
         count_response(res.result_int());
         // The header goes out with the body's first bytes, in one write: a small response is one
         // write and one packet, not two (a back-end sends its header with the body's start, so the
@@ -951,6 +964,7 @@ private:
         page.keep_alive(keep);
         if (req.method() == http::verb::head) page.body().clear();
         page.prepare_payload();
+        mark_tls_only(page);
         count_response(page.result_int());
         stream_.expires_after(limits().client_io_timeout);
         auto [ec, n] = co_await http::async_write(stream_, page, nothrow);
