@@ -48,8 +48,6 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 // 10,000 idle connections do not hold 16 KiB each (a larger header grows it).
 constexpr std::size_t header_chunk = 1024;
 constexpr std::size_t max_drained_body = 64 * 1024;  // a 401 body we read and drop
-// Beast limits a header's bytes, not its fields (100: Apache's LimitRequestFields).
-constexpr std::size_t max_header_fields = 100;
 // A failure to get credentials is remembered briefly, so that a KDC outage does not cost every
 // request a KDC attempt.
 constexpr auto credential_failure_lifetime = std::chrono::seconds(10);
@@ -212,49 +210,25 @@ private:
         // An answer that leaves the client's body unread cannot keep the connection.
         const bool keep = req.keep_alive() && parser.is_done();
         const unsigned version = req.version();
-        // RFC 9112 6.3, 3.2: framing a next hop may read otherwise; closed, as where it ends is unknown.
-        if (req.count(http::field::transfer_encoding) != 0 && !parser.chunked()) {
-            add(metrics().bad_requests);
-            co_return co_await answer(http::status::bad_request, version, false,
-                                      "a Transfer-Encoding that does not end in chunked leaves the body's length unknown");
+        auto route = route_request(req, parser.chunked(), srv_.topology, *srv_.users);
+        using refusal = request_route::refusal;
+        switch (route.what) {
+            case request_route::outcome::refuse:
+                if (route.refused == refusal::framing || route.refused == refusal::bad_target) add(metrics().bad_requests);
+                if (route.refused == refusal::bad_login) add(metrics().login_failures);
+                co_return co_await answer(route.status, version, keep && !route.closes(), std::move(route.why),
+                                          route.refused == refusal::no_login || route.refused == refusal::bad_login);
+            case request_route::outcome::browser_view:
+                co_return co_await serve_owa(parser, route.canonical, keep);
+            case request_route::outcome::forward:
+                break;
         }
-        if (req.count(http::field::host) > 1) {
-            add(metrics().bad_requests);
-            co_return co_await answer(http::status::bad_request, version, false, "more than one Host header");
-        }
-        if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > max_header_fields)
-            co_return co_await answer(http::status::request_header_fields_too_large, version, false,
-                                      fmt::format("more than {} header fields", max_header_fields));
-
-        auto canonical = canonicalize_target(req.target());
-        if (!canonical.error.empty()) {
-            add(metrics().bad_requests);
-            co_return co_await answer(http::status::bad_request, version, keep,
-                                      fmt::format("request target refused: {}", canonical.error));
-        }
-
-        if (canonical.path == "/owa" || boost::starts_with(canonical.path, "/owa/"))
-            co_return co_await serve_owa(parser, canonical, keep);
-
-        std::string user, password;
-        const common::backend_config* backend = &srv_.topology.backends.front();
-        if (!boost::starts_with(canonical.path, "/exchweb/")) {
-            auto credentials = parse_basic_authorization(req[http::field::authorization]);
-            // Same answer for an unknown user and a wrong password: say nothing about which.
-            const auto* entry = credentials ? owa::check_login(*srv_.users, credentials->user, credentials->password) : nullptr;
-            if (!entry) {
-                if (credentials) add(metrics().login_failures);
-                std::string why = credentials ? "unknown user or wrong password" : "log in with Basic authentication";
-                co_return co_await answer(http::status::unauthorized, version, keep, std::move(why), true);
-            }
-            user = entry->name;
-            password = entry->password;
-            backend = srv_.topology.find_backend(entry->home);
-        }
-        auto& pool = *worker_.pools.find(backend->name)->second;
+        const std::string user = route.user ? route.user->name : std::string();
+        const std::string password = route.user ? route.user->password : std::string();
+        auto& pool = *worker_.pools.find(route.backend->name)->second;
 
         if (!co_await continue_if_expected(parser)) co_return false;
-        co_return co_await forward(parser, canonical.target, user, password, pool);
+        co_return co_await forward(parser, route.canonical.target, user, password, pool);
     }
 
     // Answers `Expect: 100-continue` before a body is read. Returns false when the client is gone.
