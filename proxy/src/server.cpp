@@ -179,6 +179,10 @@ private:
         if (auto ec = co_await read_header_bytes(); ec) co_return false;
         {
             const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+            if (common::request_line_lacks_version(data)) {
+                add(metrics().bad_requests);
+                co_return co_await answer(http::status::bad_request, 11, false, std::string(common::no_version_reason));
+            }
             if (const auto end = common::header_end(data); end != std::string_view::npos && common::has_obs_fold(data.substr(0, end))) {
                 add(metrics().bad_requests);
                 co_return co_await answer(http::status::bad_request, 11, false,
@@ -240,13 +244,16 @@ private:
         co_return !ec;
     }
 
-    // Buffers a whole header (or more than the limit: 431) so that its raw bytes are checked before
-    // Beast unfolds them; once begun it has client_io_timeout in all, not the idle timeout per byte.
+    // Buffers a whole header (or more than the limit: 431; or a first line without a version: 400 at
+    // once) so that its raw bytes are checked before Beast unfolds them; once begun it has
+    // client_io_timeout in all, not the idle timeout per byte.
     awaitable<beast::error_code> read_header_bytes() {
         stream_.expires_after(buffer_.size() == 0 ? limits().client_idle_timeout : limits().client_io_timeout);
         for (;;) {
             const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-            if (common::header_end(data) != std::string_view::npos || data.size() > limits().header_bytes) co_return beast::error_code{};
+            if (common::header_end(data) != std::string_view::npos || data.size() > limits().header_bytes ||
+                common::request_line_lacks_version(data))
+                co_return beast::error_code{};
             auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(header_chunk), nothrow);
             if (ec) co_return ec;
             if (buffer_.size() == 0 && n > 0) stream_.expires_after(limits().client_io_timeout);
