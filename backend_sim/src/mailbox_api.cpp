@@ -256,6 +256,13 @@ double accept_quality(std::string_view accept, std::string_view type, std::strin
     return best_q;
 }
 
+// What the API serves on some resource; any other method is 501.
+constexpr std::string_view implemented_methods = "GET, HEAD, POST, DELETE";
+bool implemented(http::verb method) {
+    return method == http::verb::get || method == http::verb::head || method == http::verb::post ||
+           method == http::verb::delete_;
+}
+
 }  // namespace
 
 bool prefers_html(std::string_view accept) {
@@ -301,6 +308,14 @@ struct mailbox_api::call {
             res.body() = json::serialize(o);
         }
         return res;
+    }
+
+    // RFC 9110 9.1: a method that no resource here implements is 501; 405 (with Allow) is for a
+    // method some resource implements, but not the one asked for.
+    response not_implemented() {
+        return error(http::status::not_implemented, "not_implemented",
+                     "method " + truncated(to_sv(req.method_string()), max_echo) +
+                         " is not implemented here; the mailbox API implements " + std::string(implemented_methods));
     }
 
     response ok(std::string_view op, const json::object& o, std::string_view title,
@@ -365,7 +380,7 @@ bool mailbox_api::may_open(std::string_view identity, std::string_view mailbox) 
 
 // Inputs: the parsed request and what the server established about it.
 // Returns: the response; never throws for client input. Order of checks:
-//   400 path not canonical -> /exchweb/ (anonymous) -> 401 no identity -> 404 not /exchange ->
+//   400 path not canonical -> /exchweb/ (anonymous) -> 401 no identity -> 501 method -> 404 not /exchange ->
 //   handle_mailbox (404 route, 405 method, 404 mailbox, 403 authorization, operation).
 mailbox_api::response mailbox_api::handle(const request& req, const request_context& ctx) {
     call c(req, ctx);
@@ -398,6 +413,7 @@ mailbox_api::response mailbox_api::handle(const request& req, const request_cont
         return finish(c, c.error(http::status::unauthorized, "unauthenticated",
                                  "authentication required"));
     }
+    if (!implemented(req.method())) return finish(c, c.not_implemented());
     if (!starts_with_segment(c.path, "/exchange")) {
         return finish(c, c.error(http::status::not_found, "not_found", "no such resource"));
     }
@@ -410,11 +426,12 @@ mailbox_api::response mailbox_api::handle_static(call& c) {
     for (const auto& p : static_pages) {
         if (p.path == path) page = &p;
     }
+    if (!implemented(c.req.method())) return finish(c, c.not_implemented());
     if (page == nullptr) {
         return finish(c, c.error(http::status::not_found, "not_found", "no such page"));
     }
-    if (c.req.method() != http::verb::get) {
-        c.allow = "GET";
+    if (c.req.method() != http::verb::get && c.req.method() != http::verb::head) {
+        c.allow = "GET, HEAD";
         return finish(c, c.error(http::status::method_not_allowed, "method_not_allowed",
                                  "method not allowed"));
     }
@@ -471,13 +488,15 @@ mailbox_api::response mailbox_api::handle_mailbox(call& c) {
     }
 
     // 2. The method for that route.
+    // HEAD is GET without the body (RFC 9110 9.3.2): the server drops the body and keeps its length.
     const http::verb method = c.req.method();
+    const bool read = method == http::verb::get || method == http::verb::head;
     bool allowed = false;
     switch (kind) {
-        case op::list: allowed = method == http::verb::get; c.allow = "GET"; break;
+        case op::list: allowed = read; c.allow = "GET, HEAD"; break;
         case op::item:
-            allowed = method == http::verb::get || method == http::verb::delete_;
-            c.allow = "GET, DELETE";
+            allowed = read || method == http::verb::delete_;
+            c.allow = "GET, HEAD, DELETE";
             break;
         case op::send: allowed = method == http::verb::post; c.allow = "POST"; break;
     }

@@ -8,6 +8,7 @@
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -81,40 +82,79 @@ namespace {
 class session : public std::enable_shared_from_this<session> {
 public:
     session(tcp::socket socket, worker& w, server::impl& srv, std::uint64_t id)
-        : stream_(std::move(socket)), worker_(w), srv_(srv), id_(id) {}
+        : socket_(std::move(socket)), deadline_(socket_.get_executor()), worker_(w), srv_(srv), id_(id) {}
 
     void run() {
-        net::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::do_read, shared_from_this()));
+        net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+            self->watch_deadline();
+            self->do_read();
+        });
     }
 
 private:
+    using clock = net::steady_timer::clock_type;
+
     const server_limits& limits() const { return srv_.options.limits; }
 
+    // One timer per connection, as in Beast's http_server_fast example: each phase (waiting for a
+    // request, reading it, writing the answer) moves one deadline, and no read or write arms a
+    // timer of its own. Moving it wakes this wait, which waits again for the new deadline.
+    void set_deadline(std::chrono::milliseconds d) {
+        timed_out_ = false;
+        deadline_.expires_after(d);
+    }
+
+    // When the deadline passes, the pending read or write is cancelled (not the socket closed:
+    // a 408 may still go out) and every completion from then on sees timed_out_, including one
+    // that had completed already but not yet run. Holds the session weakly: it lives while an
+    // operation does.
+    void watch_deadline() {
+        deadline_.async_wait([weak = weak_from_this()](beast::error_code) {
+            const auto self = weak.lock();
+            if (!self || !self->socket_.is_open()) return;
+            if (self->deadline_.expiry() <= clock::now()) {
+                self->timed_out_ = true;
+                beast::error_code ignored;
+                self->socket_.cancel(ignored);
+                self->deadline_.expires_at(clock::time_point::max());
+            }
+            self->watch_deadline();
+        });
+    }
+
+    // Waiting for a request: idle_timeout. Its first byte starts one deadline, read_timeout, for
+    // the whole request, header and body: a header trickled a byte at a time gets 408 then.
     void do_read() {
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(limits().header_bytes));
         parser_->body_limit(limits().body_bytes);
-        stream_.expires_after(limits().idle_timeout);
+        set_deadline(buffer_.size() == 0 ? limits().idle_timeout : limits().read_timeout);
         read_header_bytes();
     }
 
-    // Buffers a whole header (or more than the limit: 431) so that obs-fold is seen before Beast unfolds it.
+    // Buffers a whole header (or more than the limit: 431) so that obs-fold is seen before Beast
+    // unfolds it, and a request line without a version is answered as soon as it ends.
     void read_header_bytes() {
         const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+        if (common::request_line_lacks_version(data))
+            return send_error(http::status::bad_request, std::string(common::no_version_reason));
         if (const auto end = common::header_end(data); end != std::string_view::npos || data.size() > limits().header_bytes) {
             if (end != std::string_view::npos && common::has_obs_fold(data.substr(0, end)))
                 return send_error(http::status::bad_request, "obsolete line folding (obs-fold) in the header is refused");
-            return http::async_read_header(stream_, buffer_, *parser_,
+            return http::async_read_header(socket_, buffer_, *parser_,
                                            beast::bind_front_handler(&session::on_read_header, shared_from_this()));
         }
-        stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+        socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+            if (self->timed_out_) return self->on_timeout();
             if (ec) return self->on_read_error(ec);
+            if (self->buffer_.size() == 0 && n > 0) self->set_deadline(self->limits().read_timeout);
             self->buffer_.commit(n);
             self->read_header_bytes();
         });
     }
 
     void on_read_header(beast::error_code ec, std::size_t) {
+        if (timed_out_) return on_timeout();
         if (ec) return on_read_error(ec);
         const auto& req = parser_->get();
         // RFC 9112 6.3, 3.2: framing a proxy in front may read otherwise; closed, as where it ends is unknown.
@@ -125,11 +165,11 @@ private:
         if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > max_header_fields)
             return send_error(http::status::request_header_fields_too_large,
                               fmt::format("more than {} header fields", max_header_fields));
-        stream_.expires_after(limits().read_timeout);
-        http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
+        http::async_read(socket_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
     }
 
     void on_read(beast::error_code ec, std::size_t) {
+        if (timed_out_) return on_timeout();
         if (ec) return on_read_error(ec);
         request req = parser_->release();
         response res = respond(req);
@@ -138,11 +178,21 @@ private:
         send(std::move(res));
     }
 
-    // A read that failed: a normal close, a timeout, or a request we refuse with a status and
-    // then close (its remaining bytes cannot be trusted to frame the next one).
+    // The deadline passed while reading. A header begun and not finished gets 408 (RFC 9110
+    // 15.5.9) and the connection closes; an idle connection or a body cut short just closes.
+    void on_timeout() {
+        if (!parser_->is_header_done() && buffer_.size() > 0)
+            return send_error(http::status::request_timeout,
+                              fmt::format("the request header did not arrive whole within {} ms (read_timeout)",
+                                          limits().read_timeout.count()));
+        do_close();
+    }
+
+    // A read that failed: a normal close, or a request we refuse with a status and then close
+    // (its remaining bytes cannot be trusted to frame the next one).
     void on_read_error(beast::error_code ec) {
-        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
-            ec == net::error::connection_reset || ec == net::error::operation_aborted)
+        if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+            ec == net::error::operation_aborted)
             return do_close();
         if (ec == http::error::header_limit)
             return send_error(http::status::request_header_fields_too_large,
@@ -174,20 +224,20 @@ private:
 
     void send(response res) {
         res_ = std::move(res);
-        stream_.expires_after(limits().read_timeout);
-        http::async_write(stream_, res_, beast::bind_front_handler(&session::on_write, shared_from_this()));
+        set_deadline(limits().read_timeout);
+        http::async_write(socket_, res_, beast::bind_front_handler(&session::on_write, shared_from_this()));
     }
 
     void on_write(beast::error_code ec, std::size_t) {
-        if (ec) return do_close();
-        if (!res_.keep_alive()) return do_close();
+        if (ec || timed_out_ || !res_.keep_alive()) return do_close();
         do_read();
     }
 
     void do_close() {
         beast::error_code ec;
-        stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-        stream_.close();
+        socket_.shutdown(tcp::socket::shutdown_both, ec);
+        socket_.close(ec);
+        deadline_.cancel();
     }
 
     // 401 with one WWW-Authenticate line per provider, as IIS 6 sends.
@@ -296,7 +346,9 @@ private:
         return out;
     }
 
-    beast::tcp_stream stream_;
+    tcp::socket socket_;
+    net::steady_timer deadline_;
+    bool timed_out_ = false;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     response res_;

@@ -280,9 +280,10 @@ std::string field_input(std::string_view name, std::string_view label, const for
     return fmt::format("<label>{}<input type=\"text\" name=\"{}\" value=\"{}\"></label>", label, name, value);
 }
 
-// Message ids are "<owner>.<n>"; anything else never reaches a back-end target.
+// Message ids are "<owner>.<n>"; anything else never reaches a back-end target: "." and ".." are
+// unreserved characters only, but in a path they are dot segments, not a name.
 bool valid_id(std::string_view id) {
-    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), unreserved);
+    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), unreserved) && id != "." && id != "..";
 }
 
 }  // namespace

@@ -5,11 +5,15 @@
 #include <utility>
 #include <vector>
 
+#include <boost/algorithm/string/predicate.hpp>
 #include <boost/url.hpp>
+#include <fmt/format.h>
 
 #include "exsim/common/base64.hpp"
+#include "exsim/proxy/owa.hpp"
 
 namespace exsim::proxy {
+namespace http = boost::beast::http;
 namespace {
 
 constexpr std::size_t max_target_size = 8 * 1024;
@@ -124,6 +128,59 @@ std::optional<basic_credentials> parse_basic_authorization(std::string_view head
     const auto colon = text.find(':');
     if (colon == std::string::npos || colon == 0) return std::nullopt;
     return basic_credentials{text.substr(0, colon), text.substr(colon + 1)};
+}
+
+namespace {
+
+request_route refuse(request_route r, request_route::refusal why_kind, http::status status, std::string why) {
+    r.what = request_route::outcome::refuse;
+    r.refused = why_kind;
+    r.status = status;
+    r.why = std::move(why);
+    return r;
+}
+
+}  // namespace
+
+request_route route_request(const http::request_header<>& req, bool chunked, const common::topology& t,
+                            const common::user_index& users) {
+    using refusal = request_route::refusal;
+    request_route r;
+    // RFC 9112 6.3, 3.2: framing a next hop may read otherwise; closed, as where it ends is unknown.
+    if (req.count(http::field::transfer_encoding) != 0 && !chunked)
+        return refuse(std::move(r), refusal::framing, http::status::bad_request,
+                      "a Transfer-Encoding that does not end in chunked leaves the body's length unknown");
+    if (req.count(http::field::host) > 1)
+        return refuse(std::move(r), refusal::framing, http::status::bad_request, "more than one Host header");
+    if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > max_header_fields)
+        return refuse(std::move(r), refusal::too_many_fields, http::status::request_header_fields_too_large,
+                      fmt::format("more than {} header fields", max_header_fields));
+
+    r.canonical = canonicalize_target(req.target());
+    if (!r.canonical.error.empty()) {
+        auto why = fmt::format("request target refused: {}", r.canonical.error);
+        return refuse(std::move(r), refusal::bad_target, http::status::bad_request, std::move(why));
+    }
+    const std::string_view path = r.canonical.path;
+    if (path == "/owa" || boost::starts_with(path, "/owa/")) {
+        r.what = request_route::outcome::browser_view;
+        return r;
+    }
+    r.what = request_route::outcome::forward;
+    if (boost::starts_with(path, "/exchweb/")) {  // static content: anonymous, from the first back-end
+        r.backend = &t.backends.front();
+        return r;
+    }
+    const auto credentials = parse_basic_authorization(req[http::field::authorization]);
+    // Same answer for an unknown user and a wrong password: say nothing about which.
+    r.user = credentials ? owa::check_login(users, credentials->user, credentials->password) : nullptr;
+    if (!r.user) {
+        if (credentials)
+            return refuse(std::move(r), refusal::bad_login, http::status::unauthorized, "unknown user or wrong password");
+        return refuse(std::move(r), refusal::no_login, http::status::unauthorized, "log in with Basic authentication");
+    }
+    r.backend = t.find_backend(r.user->home);
+    return r;
 }
 
 }  // namespace exsim::proxy

@@ -48,8 +48,6 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 // 10,000 idle connections do not hold 16 KiB each (a larger header grows it).
 constexpr std::size_t header_chunk = 1024;
 constexpr std::size_t max_drained_body = 64 * 1024;  // a 401 body we read and drop
-// Beast limits a header's bytes, not its fields (100: Apache's LimitRequestFields).
-constexpr std::size_t max_header_fields = 100;
 // A failure to get credentials is remembered briefly, so that a KDC outage does not cost every
 // request a KDC attempt.
 constexpr auto credential_failure_lifetime = std::chrono::seconds(10);
@@ -181,6 +179,10 @@ private:
         if (auto ec = co_await read_header_bytes(); ec) co_return false;
         {
             const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+            if (common::request_line_lacks_version(data)) {
+                add(metrics().bad_requests);
+                co_return co_await answer(http::status::bad_request, 11, false, std::string(common::no_version_reason));
+            }
             if (const auto end = common::header_end(data); end != std::string_view::npos && common::has_obs_fold(data.substr(0, end))) {
                 add(metrics().bad_requests);
                 co_return co_await answer(http::status::bad_request, 11, false,
@@ -212,49 +214,25 @@ private:
         // An answer that leaves the client's body unread cannot keep the connection.
         const bool keep = req.keep_alive() && parser.is_done();
         const unsigned version = req.version();
-        // RFC 9112 6.3, 3.2: framing a next hop may read otherwise; closed, as where it ends is unknown.
-        if (req.count(http::field::transfer_encoding) != 0 && !parser.chunked()) {
-            add(metrics().bad_requests);
-            co_return co_await answer(http::status::bad_request, version, false,
-                                      "a Transfer-Encoding that does not end in chunked leaves the body's length unknown");
+        auto route = route_request(req, parser.chunked(), srv_.topology, *srv_.users);
+        using refusal = request_route::refusal;
+        switch (route.what) {
+            case request_route::outcome::refuse:
+                if (route.refused == refusal::framing || route.refused == refusal::bad_target) add(metrics().bad_requests);
+                if (route.refused == refusal::bad_login) add(metrics().login_failures);
+                co_return co_await answer(route.status, version, keep && !route.closes(), std::move(route.why),
+                                          route.refused == refusal::no_login || route.refused == refusal::bad_login);
+            case request_route::outcome::browser_view:
+                co_return co_await serve_owa(parser, route.canonical, keep);
+            case request_route::outcome::forward:
+                break;
         }
-        if (req.count(http::field::host) > 1) {
-            add(metrics().bad_requests);
-            co_return co_await answer(http::status::bad_request, version, false, "more than one Host header");
-        }
-        if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > max_header_fields)
-            co_return co_await answer(http::status::request_header_fields_too_large, version, false,
-                                      fmt::format("more than {} header fields", max_header_fields));
-
-        auto canonical = canonicalize_target(req.target());
-        if (!canonical.error.empty()) {
-            add(metrics().bad_requests);
-            co_return co_await answer(http::status::bad_request, version, keep,
-                                      fmt::format("request target refused: {}", canonical.error));
-        }
-
-        if (canonical.path == "/owa" || boost::starts_with(canonical.path, "/owa/"))
-            co_return co_await serve_owa(parser, canonical, keep);
-
-        std::string user, password;
-        const common::backend_config* backend = &srv_.topology.backends.front();
-        if (!boost::starts_with(canonical.path, "/exchweb/")) {
-            auto credentials = parse_basic_authorization(req[http::field::authorization]);
-            // Same answer for an unknown user and a wrong password: say nothing about which.
-            const auto* entry = credentials ? owa::check_login(*srv_.users, credentials->user, credentials->password) : nullptr;
-            if (!entry) {
-                if (credentials) add(metrics().login_failures);
-                std::string why = credentials ? "unknown user or wrong password" : "log in with Basic authentication";
-                co_return co_await answer(http::status::unauthorized, version, keep, std::move(why), true);
-            }
-            user = entry->name;
-            password = entry->password;
-            backend = srv_.topology.find_backend(entry->home);
-        }
-        auto& pool = *worker_.pools.find(backend->name)->second;
+        const std::string user = route.user ? route.user->name : std::string();
+        const std::string password = route.user ? route.user->password : std::string();
+        auto& pool = *worker_.pools.find(route.backend->name)->second;
 
         if (!co_await continue_if_expected(parser)) co_return false;
-        co_return co_await forward(parser, canonical.target, user, password, pool);
+        co_return co_await forward(parser, route.canonical.target, user, password, pool);
     }
 
     // Answers `Expect: 100-continue` before a body is read. Returns false when the client is gone.
@@ -266,13 +244,16 @@ private:
         co_return !ec;
     }
 
-    // Buffers a whole header (or more than the limit: 431) so that its raw bytes are checked before
-    // Beast unfolds them; once begun it has client_io_timeout in all, not the idle timeout per byte.
+    // Buffers a whole header (or more than the limit: 431; or a first line without a version: 400 at
+    // once) so that its raw bytes are checked before Beast unfolds them; once begun it has
+    // client_io_timeout in all, not the idle timeout per byte.
     awaitable<beast::error_code> read_header_bytes() {
         stream_.expires_after(buffer_.size() == 0 ? limits().client_idle_timeout : limits().client_io_timeout);
         for (;;) {
             const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
-            if (common::header_end(data) != std::string_view::npos || data.size() > limits().header_bytes) co_return beast::error_code{};
+            if (common::header_end(data) != std::string_view::npos || data.size() > limits().header_bytes ||
+                common::request_line_lacks_version(data))
+                co_return beast::error_code{};
             auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(header_chunk), nothrow);
             if (ec) co_return ec;
             if (buffer_.size() == 0 && n > 0) stream_.expires_after(limits().client_io_timeout);
@@ -295,10 +276,22 @@ private:
         res.body() = fmt::format("{} {}: {}\n", static_cast<unsigned>(status), http::obsolete_reason(status), why);
         res.prepare_payload();
         res.keep_alive(keep_alive);
+        mark_tls_only(res);
         count_response(static_cast<unsigned>(status));
         stream_.expires_after(limits().client_io_timeout);
         auto [ec, n] = co_await http::async_write(stream_, res, nothrow);
         co_return !ec && keep_alive;
+    }
+
+    // RFC 6797: every response over TLS tells the browser to come back over TLS only, for two years
+    // (Mozilla's value); never one over plain HTTP, where anyone on the path could add or strip it.
+    // The header is the proxy's: a back-end's own is replaced, or dropped.
+    template <class Header>
+    static void mark_tls_only(Header& h) {
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>)
+            h.erase(http::field::strict_transport_security);
+        else
+            h.set(http::field::strict_transport_security, "max-age=63072000");
     }
 
     void count_response(unsigned status) {
@@ -850,6 +843,7 @@ private:
             keep = false;
         }
         out.keep_alive(keep);
+        mark_tls_only(out);
         count_response(res.result_int());
         // The header goes out with the body's first bytes, in one write: a small response is one
         // write and one packet, not two (a back-end sends its header with the body's start, so the
@@ -951,6 +945,7 @@ private:
         page.keep_alive(keep);
         if (req.method() == http::verb::head) page.body().clear();
         page.prepare_payload();
+        mark_tls_only(page);
         count_response(page.result_int());
         stream_.expires_after(limits().client_io_timeout);
         auto [ec, n] = co_await http::async_write(stream_, page, nothrow);

@@ -188,6 +188,11 @@ tls_files ensure_self_signed(const std::filesystem::path& dir, const std::vector
     return files;
 }
 
+constexpr const char* tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* tls_groups = "X25519:prime256v1:secp384r1";
+
 boost::asio::ssl::context make_server_context(const tls_files& files) {
     boost::asio::ssl::context context(boost::asio::ssl::context::tls_server);
     SSL_CTX* ctx = context.native_handle();
@@ -195,6 +200,13 @@ boost::asio::ssl::context make_server_context(const tls_files& files) {
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
         throw std::runtime_error("cannot require TLS 1.2: " + openssl_errors());
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    // Mozilla's "intermediate" server profile: TLS 1.2 suites are AEAD only (no CBC: LUCKY13 and
+    // its kin), with ECDHE. Its DHE-RSA suites are left out: they need a DH group set up (a
+    // dhparam file or RFC 7919's ffdhe2048), the generated certificate is ECDSA, which no DHE-RSA
+    // suite can use, and every client the profile serves also speaks ECDHE. TLS 1.3's own suites
+    // (all AEAD) stay OpenSSL's default.
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 || SSL_CTX_set1_groups_list(ctx, tls_groups) != 1)
+        throw std::runtime_error("cannot set the TLS 1.2 cipher suites or groups: " + openssl_errors());
     // An idle keep-alive connection gives back OpenSSL's record buffers (2 x 17 KiB allocated)
     // until its next request.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

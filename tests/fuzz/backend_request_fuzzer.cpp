@@ -118,7 +118,8 @@ void check_content(const backend::mailbox_api::response& res, std::string_view i
 void check_response(const backend::mailbox_api::request& req, const backend::request_context& ctx,
                     const backend::mailbox_api::response& res, std::uintmax_t audit_from) {
     const unsigned status = res.result_int();
-    EXSIM_FUZZ_CHECK(status == 200 || status == 400 || status == 401 || status == 403 || status == 404 || status == 405);
+    EXSIM_FUZZ_CHECK(status == 200 || status == 400 || status == 401 || status == 403 || status == 404 || status == 405 ||
+                     status == 501);
     EXSIM_FUZZ_CHECK(res.version() == req.version());
     EXSIM_FUZZ_CHECK(res[http::field::content_length] == std::to_string(res.body().size()));
     EXSIM_FUZZ_CHECK(!res[http::field::server].empty() && !res[http::field::content_type].empty());

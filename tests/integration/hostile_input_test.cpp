@@ -690,7 +690,7 @@ TEST(HostileNames, RefuseNulAndNonUtf8BytesInUserNames) {
 
 // ---- slow clients -------------------------------------------------------------------------------
 
-TEST(HostileSlowClients, AreTimedOutWithoutAnAnswer) {
+TEST(HostileSlowClients, AreTimedOut) {
     // Short timeouts instead of the defaults (120 s idle, 30 s for a started message). A started
     // header is a started message: it has client_io_timeout, not the longer idle timeout.
     const proxy::proxy_limits limits{.client_idle_timeout = 1500ms, .client_io_timeout = 250ms};
@@ -703,16 +703,17 @@ TEST(HostileSlowClients, AreTimedOutWithoutAnAnswer) {
         std::string name;
         std::string at_once;   // written first ("{login}" as in the other tables)
         std::string trickled;  // then one byte every 25 ms
-        // Closed, with no answer, within: generous bounds (sanitizer builds on a loaded machine are
-        // slow), still far below the 30 s and 120 s a missing timeout would take.
+        // Closed within: generous bounds (sanitizer builds on a loaded machine are slow), still far
+        // below the 30 s and 120 s a missing timeout would take.
         std::chrono::milliseconds proxy_within, backend_within;
         std::chrono::milliseconds proxy_not_before{0};
+        int backend_status = 0;  // what the back-end answers before closing; 0: nothing
     };
     const std::string post = "POST /exchange/Outbox/ HTTP/1.1\r\nHost: exsim\r\n{login}Content-Type: application/json\r\n"
                              "Content-Length: 300\r\n\r\n";
     const std::vector<slow_row> rows{
         {"a header trickled and never finished", "",
-         "GET /exchange/ HTTP/1.1\r\nHost: exsim\r\nX-Slow: " + std::string(40, 'a'), 3000ms, 3000ms},
+         "GET /exchange/ HTTP/1.1\r\nHost: exsim\r\nX-Slow: " + std::string(40, 'a'), 3000ms, 3000ms, 0ms, 408},
         {"a body trickled", post, mail_json("alice", "trickled").substr(0, 40), 3000ms, 3000ms},
         {"nothing sent after connecting", "", "", 4000ms, 3000ms, 1200ms},
     };
@@ -727,7 +728,13 @@ TEST(HostileSlowClients, AreTimedOutWithoutAnAnswer) {
             c.write(with_login(r.at_once, through_proxy ? fmt::format("Authorization: {}\r\n", basic("bob")) : ""));
             c.write(r.trickled, 25ms);
             auto res = c.read();
-            EXPECT_FALSE(res) << "expected no answer, got " << describe(res);
+            if (through_proxy || r.backend_status == 0) {
+                EXPECT_FALSE(res) << "expected no answer, got " << describe(res);
+            } else {
+                ASSERT_TRUE(res) << "no answer: " << c.error().message();
+                EXPECT_EQ(res->result_int(), r.backend_status) << res->body();
+                EXPECT_FALSE(res->keep_alive());
+            }
             const auto took = steady::now() - start;
             EXPECT_TRUE(c.closed_within(1s)) << "read: " << c.error().message();
             EXPECT_LT(took, through_proxy ? r.proxy_within : r.backend_within)
@@ -741,6 +748,86 @@ TEST(HostileSlowClients, AreTimedOutWithoutAnAnswer) {
     EXPECT_EQ(as_user(*p, "bob").result_int(), 200) << "the proxy serves the next client";
     for (const auto& r : proxy_audit.records()) EXPECT_NE(r.op, "send") << "a trickled send was acted on";
     for (const auto& r : backend_audit.records()) EXPECT_NE(r.op, "send") << "a trickled send was acted on";
+}
+
+// A header trickled a byte at a time, each byte well inside the idle timeout: the back-end gives
+// the whole header read_timeout from its first byte, then answers 408 and closes. (It had the
+// idle timeout in all, 120 s by default, and closed without a word.)
+TEST(HostileSlowClients, ABackendAnswersAHeaderNotWholeWithinReadTimeoutWith408) {
+    const auto idle = 6000ms, read = 600ms;
+    auto be = env().start_backend("be1", true, backend::server_limits{.idle_timeout = idle, .read_timeout = read});
+    raw_client c(be->port());
+    const auto start = steady::now();
+    // 60 bytes at 100 ms: 6 s of trickle, never a whole header.
+    const bool all_written = c.write("GET /exchweb/version.json HTTP/1.1\r\nHost: exsim\r\nX-Slow: " + std::string(20, 'a'),
+                                     100ms);
+    auto res = c.read();
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
+    EXPECT_FALSE(all_written) << "the back-end still read the header after " << took.count() << " ms";
+    ASSERT_TRUE(res) << "no answer after " << took.count() << " ms: " << c.error().message();
+    EXPECT_EQ(res->result_int(), 408) << res->body();
+    EXPECT_THAT(res->body(), HasSubstr("within 600 ms (read_timeout)"));
+    EXPECT_FALSE(res->keep_alive());
+    EXPECT_TRUE(c.closed_within(1s));
+    EXPECT_GE(took, read);
+    EXPECT_LT(took, 3000ms) << "not closed at read_timeout (600 ms) but later";
+}
+
+// ---- request lines -----------------------------------------------------------------------------
+
+// An HTTP/0.9-style request line has no version and its client sends no header: a server that
+// waits for the blank line ending a header waits as long as the client does. Answered 400 (RFC
+// 9112 3: an invalid request-line) as soon as the line ends, and closed.
+TEST(HostileRequestLines, WithoutAVersionAre400AtOnceAndClosed) {
+    const auto refused = closes(400, "no HTTP version");
+    const std::vector<row> rows{
+        {"GET / (HTTP/0.9)", "GET /\r\n", refused, refused},
+        {"GET /exchange/ with a bare LF", "GET /exchange/\n", refused, refused},
+        {"a space where the version should be", "GET /exchange/ \r\n", refused, refused},
+        {"a version without its minor digit", "GET /exchange/ HTTP/1\r\n", refused, refused},
+        {"a version in lower case", "GET /exchange/ http/1.1\r\n", refused, refused},
+        {"an empty line first", "\r\n", refused, refused},
+    };
+    auto p = start_proxy();
+    run_rows(rows, *p);
+    EXPECT_EQ(metric(*p, &worker_metrics::bad_requests), static_cast<std::int64_t>(rows.size()));
+    expect_still_serves_bob(*p);
+}
+
+// ---- methods -------------------------------------------------------------------------------------
+
+// RFC 9110 9.1: a method the mailbox API implements on no resource is 501 once the request is
+// authenticated (an anonymous one is challenged first); 405 with Allow stays for a method it
+// implements elsewhere. The front-end forwards every method, extension ones too: the back-end
+// answers for them.
+TEST(HostileMethods, OnesTheMailboxApiDoesNotImplementAre501OnceAuthenticated) {
+    const auto request = [](std::string_view method, std::string_view target) {
+        return fmt::format("{} {} HTTP/1.1\r\nHost: exsim\r\n{{login}}Content-Length: 0\r\n\r\n", method, target);
+    };
+    const auto not_implemented = [](std::string_view method) {
+        return keeps(501, fmt::format("method {} is not implemented here; the mailbox API implements GET, HEAD, POST, DELETE",
+                                      method));
+    };
+    std::vector<row> rows{
+        {"an extension method", request("BREW", "/exchange/"), not_implemented("BREW"), not_implemented("BREW")},
+        {"PUT", request("PUT", "/exchange/Inbox/"), not_implemented("PUT"), not_implemented("PUT")},
+        {"PROPFIND (WebDAV, Exchange 2003's own)", request("PROPFIND", "/exchange/bob/"), not_implemented("PROPFIND"),
+         not_implemented("PROPFIND")},
+        {"PATCH on the anonymous static path", request("PATCH", "/exchweb/version.json"), not_implemented("PATCH"),
+         not_implemented("PATCH")},
+        {"POST to a folder: implemented elsewhere, so 405", request("POST", "/exchange/Inbox/"),
+         keeps(405, "method not allowed on this resource"), keeps(405, "method not allowed on this resource")},
+    };
+    for (auto& r : rows) r.user = "bob";
+    rows.push_back({"an extension method, not logged in", request("BREW", "/exchange/"),
+                    keeps(401, "log in with Basic authentication"), keeps(401, "this resource needs authentication")});
+    auto p = start_proxy();
+    audit_since be1("be1");
+    run_rows(rows, *p);
+    std::size_t not_implemented_lines = 0;
+    for (const auto& r : be1.records()) not_implemented_lines += r.op == "not_implemented";
+    EXPECT_EQ(not_implemented_lines, 6u) << "three audited 501s, once through the proxy and once straight";
+    expect_still_serves_bob(*p);
 }
 
 // ---- clients that disconnect mid-body ----------------------------------------------------------

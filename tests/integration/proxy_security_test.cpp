@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/algorithm/string/case_conv.hpp>
 #include <boost/algorithm/string/predicate.hpp>
 #include <fmt/format.h>
 
@@ -126,6 +127,71 @@ TEST(ProxyTls, RefusesTls11) {
     EXPECT_THAT(r.output, HasSubstr("alert protocol version"));
     EXPECT_THAT(r.output, Not(HasSubstr("X-Exsim-Mailbox")));
     EXPECT_EQ(metric(*p, &worker_metrics::requests), 0);
+}
+
+// testssl.sh had found CBC suites offered at TLS 1.2 ("LUCKY13 potentially vulnerable"). Mozilla's
+// "intermediate" profile: AEAD only. openssl s_client offering one suite at a time.
+TEST(ProxyTls, AtTls12RefusesEveryCbcSuiteAndTakesAesGcmAndChaCha20) {
+    auto p = start_proxy({.tls = true});
+    auto openssl = common::find_program("openssl");
+    ASSERT_TRUE(openssl);
+    const auto s_client = [&](const std::string& suite) {
+        return common::run_program(*openssl, {"s_client", "-connect", fmt::format("127.0.0.1:{}", p->port()), "-tls1_2",
+                                              "-cipher", suite, "-servername", "localhost"},
+                                   {}, "Q\n");
+    };
+    for (const auto* cbc : {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256",
+                            "ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES128-SHA"}) {
+        SCOPED_TRACE(cbc);
+        const auto r = s_client(cbc);
+        EXPECT_NE(r.exit_code, 0) << r.output;
+        EXPECT_THAT(r.output, HasSubstr("handshake failure")) << "the server's alert, not the client's refusal";
+        EXPECT_THAT(r.output, Not(HasSubstr("Cipher is " + std::string(cbc))));
+    }
+    for (const auto* aead : {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                             "ECDHE-ECDSA-CHACHA20-POLY1305"}) {
+        SCOPED_TRACE(aead);
+        const auto r = s_client(aead);
+        EXPECT_EQ(r.exit_code, 0) << r.output;
+        EXPECT_THAT(r.output, HasSubstr("Protocol  : TLSv1.2"));
+        EXPECT_THAT(r.output, HasSubstr("Cipher    : " + std::string(aead)));
+    }
+}
+
+// HSTS (RFC 6797) on every response over TLS, whoever wrote it: a proxied one, the proxy's own
+// error, the browser view's page and its redirect. Never over plain HTTP.
+TEST(ProxyTls, SendsStrictTransportSecurityOnEveryResponseOverTlsAndNeverOverPlainHttp) {
+    auto curl = common::find_program("curl");
+    ASSERT_TRUE(curl);
+    const std::string hsts = "strict-transport-security: max-age=63072000\r\n";
+    for (const bool tls : {true, false}) {
+        SCOPED_TRACE(tls ? "TLS" : "plain HTTP");
+        auto p = start_proxy({.tls = tls});
+        const auto headers = [&](std::vector<std::string> args) {
+            args.insert(args.begin(), {"-s", "-S", "-k", "-o", "/dev/null", "-D", "-"});
+            auto r = common::run_program(*curl, args, {});
+            EXPECT_EQ(r.exit_code, 0) << r.output;
+            return boost::algorithm::to_lower_copy(r.output);
+        };
+        const std::vector<std::pair<std::string, std::vector<std::string>>> responses{
+            {"a proxied 200", {"-u", "bob:bob-pw", p->url() + "/exchange/"}},
+            {"a proxied 403 from the back-end", {"-u", "bob:bob-pw", p->url() + "/exchange/alice/"}},
+            {"the proxy's own 401", {p->url() + "/exchange/"}},
+            {"the proxy's own 400", {"--path-as-is", p->url() + "/exchange/%2e%2e/%2e%2e/x"}},
+            {"the browser view's logon page", {p->url() + "/owa/auth/logon"}},
+            {"the browser view's redirect", {"-d", "username=bob&password=bob-pw", p->url() + "/owa/auth/logon"}},
+        };
+        for (const auto& [name, args] : responses) {
+            SCOPED_TRACE(name);
+            const auto h = headers(args);
+            EXPECT_THAT(h, HasSubstr("http/1.1 ")) << h;
+            if (tls) {
+                EXPECT_THAT(h, HasSubstr(hsts));
+            } else {
+                EXPECT_THAT(h, Not(HasSubstr("strict-transport-security")));
+            }
+        }
+    }
 }
 
 TEST(ProxyTls, RefusesPlainHttpOnTheTlsPort) {

@@ -437,18 +437,41 @@ TEST(MailboxApi, NonCanonicalPathsAreRejected) {
     }
 }
 
-TEST(MailboxApi, UnknownMethodIsNotAllowedAndNamesTheAllowedOnes) {
+TEST(MailboxApi, MethodNotAllowedOnAResourceIs405AndNamesTheAllowedOnes) {
     api_env env;
-    auto res = env.call(http::verb::put, "/exchange/Inbox/", "alice");
+    auto res = env.call(http::verb::post, "/exchange/Inbox/", "alice");
     EXPECT_EQ(res.result(), http::status::method_not_allowed);
-    EXPECT_EQ(header(res, "Allow"), "GET");
+    EXPECT_EQ(header(res, "Allow"), "GET, HEAD");
     res = env.call(http::verb::post, "/exchange/alice/Inbox/alice.1", "alice");
     EXPECT_EQ(res.result(), http::status::method_not_allowed);
-    EXPECT_EQ(header(res, "Allow"), "GET, DELETE");
+    EXPECT_EQ(header(res, "Allow"), "GET, HEAD, DELETE");
     res = env.get("/exchange/Outbox/", "alice");
     EXPECT_EQ(res.result(), http::status::method_not_allowed);
     EXPECT_EQ(header(res, "Allow"), "POST");
     EXPECT_EQ(env.last_audit().op, "method_not_allowed");
+}
+
+TEST(MailboxApi, AMethodNoResourceImplementsIs501AndNamesTheImplementedOnes) {
+    api_env env;
+    for (const auto method : {http::verb::put, http::verb::patch, http::verb::propfind, http::verb::options}) {
+        SCOPED_TRACE(std::string(http::to_string(method)));
+        const auto res = env.call(method, "/exchange/Inbox/", "alice");
+        EXPECT_EQ(res.result(), http::status::not_implemented);
+        EXPECT_NE(res.body().find("implements GET, HEAD, POST, DELETE"), std::string::npos) << res.body();
+        EXPECT_EQ(env.last_audit().op, "not_implemented");
+    }
+    mailbox_api::request brew{http::verb::unknown, "/exchweb/owa.css", 11};
+    brew.method_string("BREW");  // an extension method, by its text
+    const auto res = env.api.handle(brew, {"", "", 1});
+    EXPECT_EQ(res.result(), http::status::not_implemented);
+    EXPECT_NE(res.body().find("method BREW is not implemented here"), std::string::npos) << res.body();
+}
+
+TEST(MailboxApi, HeadIsServedAsGet) {
+    api_env env;
+    EXPECT_EQ(env.call(http::verb::head, "/exchange/Inbox/", "alice").result(), http::status::ok);
+    EXPECT_EQ(env.last_audit().op, "list");
+    EXPECT_EQ(env.call(http::verb::head, "/exchweb/owa.css", "").result(), http::status::ok);
 }
 
 TEST(MailboxApi, AnonymousMailboxRequestIsUnauthorized) {

@@ -287,6 +287,9 @@ TEST_F(OwaSite, MessageIdThatIsNotOneNeverReachesTheBackend) {
     const auto cookie = log_in("bob");
     EXPECT_EQ(serve(http::verb::get, "/owa/message?id=..%2Falice", {}, cookie).result_int(), 400);
     EXPECT_EQ(serve(http::verb::get, "/owa/message", {}, cookie).result_int(), 400);
+    // A dot segment made the back-end target /exchange/bob/Inbox/.. (found by fuzz_owa_forms).
+    EXPECT_EQ(serve(http::verb::get, "/owa/message?id=..", {}, cookie).result_int(), 400);
+    EXPECT_EQ(serve(http::verb::get, "/owa/message?id=.", {}, cookie).result_int(), 400);
     EXPECT_TRUE(calls_.empty());
 }
 

@@ -198,5 +198,34 @@ TEST(Tls, RefusesAClientLimitedToTls11) {
     EXPECT_TRUE(result.client);
 }
 
+// Mozilla's "intermediate" profile: at TLS 1.2 the server takes AEAD suites only. A client
+// offering CBC suites alone (what testssl.sh flags as "LUCKY13 potentially vulnerable") gets no
+// shared cipher; one offering AES-GCM or ChaCha20-Poly1305 gets it.
+TEST(Tls, AtTls12AcceptsAeadSuitesOnlyNeverCbc) {
+    testing::temp_folder dir;
+    const auto files = ensure_self_signed(dir.path(), {"localhost"});
+    auto server_context = make_server_context(files);
+    const auto at_tls12_with = [&](const char* suites) {
+        auto client_context = client_trusting(files);
+        SSL_CTX_set_max_proto_version(client_context.native_handle(), TLS1_2_VERSION);
+        EXPECT_EQ(SSL_CTX_set_cipher_list(client_context.native_handle(), suites), 1) << suites;
+        return handshake(server_context, client_context);
+    };
+    for (const char* cbc : {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-ECDSA-AES128-SHA256"}) {
+        SCOPED_TRACE(cbc);
+        const auto result = at_tls12_with(cbc);
+        EXPECT_EQ(ERR_GET_REASON(static_cast<unsigned long>(result.server.value())), SSL_R_NO_SHARED_CIPHER)
+            << result.server.message();
+        EXPECT_TRUE(result.client);
+    }
+    for (const char* aead : {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"}) {
+        SCOPED_TRACE(aead);
+        const auto result = at_tls12_with(aead);
+        EXPECT_FALSE(result.server) << result.server.message();
+        EXPECT_FALSE(result.client) << result.client.message();
+        EXPECT_EQ(result.client_version, TLS1_2_VERSION);
+    }
+}
+
 }  // namespace
 }  // namespace exsim::proxy

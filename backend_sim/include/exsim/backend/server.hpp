@@ -4,7 +4,8 @@
 //  - NTLM authenticates the connection: later requests without Authorization run as that user,
 //    and a new handshake on it switches identity;
 //  - Kerberos authenticates the request that carries the token, unless persist_kerberos;
-//  - limits and timeouts on every connection (431, 413, 400 with a short reason).
+//  - limits and timeouts on every connection (431, 413, 400 with a short reason; 408 for a header
+//    that has not arrived whole within read_timeout of its first byte);
 // Worker threads each run their own io_context with their own acceptor credentials and their
 // own SQLite connection.
 
@@ -24,7 +25,7 @@ struct server_limits {
     std::size_t header_bytes = 16 * 1024;      // request line + headers (431 past it)
     std::size_t body_bytes = 1024 * 1024;      // request body (413 past it)
     std::chrono::milliseconds idle_timeout{120'000};  // waiting for a request (IIS: 120 s)
-    std::chrono::milliseconds read_timeout{30'000};   // reading a started request's body
+    std::chrono::milliseconds read_timeout{30'000};   // a started request, header and body in all (a header: 408), and each answer
     std::size_t max_handshake_legs = 8;        // per handshake, then 401
 };
 

@@ -3,9 +3,15 @@
 // the request target is canonicalized (MS04-013: canonicalize before you route or authorize),
 // and the Basic credentials are parsed strictly. Both never throw; every byte is hostile.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/status.hpp>
+
+#include "exsim/common/topology.hpp"
 
 namespace exsim::proxy {
 
@@ -37,5 +43,42 @@ struct basic_credentials {
 // more). nullopt for anything else: another scheme, bad base64, no colon, an empty user, or
 // control characters; the header value is limited to 1 KiB.
 std::optional<basic_credentials> parse_basic_authorization(std::string_view header_value);
+
+// Beast limits a header's bytes, not its fields (100: Apache's LimitRequestFields).
+constexpr std::size_t max_header_fields = 100;
+
+// What the front-end does with a parsed request header, decided before any I/O: the client
+// session acts on it, and the request-handling fuzzer calls it on the same header.
+struct request_route {
+    enum class outcome {
+        forward,       // to `backend`, as `user` (none for the anonymous /exchweb/)
+        browser_view,  // /owa: the browser view, which has its own login
+        refuse,        // answer `status` with `why`
+    };
+    enum class refusal {
+        none,
+        framing,          // 400, and the connection closes: where the message ends is unknown
+        too_many_fields,  // 431, and the connection closes
+        bad_target,       // 400
+        no_login,         // 401 with a Basic challenge: no credentials
+        bad_login,        // 401 with a Basic challenge: an unknown user or a wrong password
+    };
+    outcome what = outcome::refuse;
+    refusal refused = refusal::none;
+    boost::beast::http::status status = boost::beast::http::status::ok;
+    std::string why;
+    canonical_target canonical;
+    const common::user_entry* user = nullptr;
+    const common::backend_config* backend = nullptr;
+    // Whether the answer to a refusal closes the connection.
+    bool closes() const { return refused == refusal::framing || refused == refusal::too_many_fields; }
+};
+
+// In order: framing (a Transfer-Encoding that does not end in chunked, two Host headers), the
+// field count, the target canonicalized, /owa to the browser view, then the Basic login against
+// `users` (the same answer for an unknown user and a wrong password) and the user's home
+// back-end in `t`. `chunked`: the parser's verdict on Transfer-Encoding.
+request_route route_request(const boost::beast::http::request_header<>& req, bool chunked, const common::topology& t,
+                            const common::user_index& users);
 
 }  // namespace exsim::proxy

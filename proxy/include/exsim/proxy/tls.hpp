@@ -1,7 +1,7 @@
 #pragma once
 // The front-end's TLS: a certificate and key from files, or a self-signed pair generated into
 // the state folder the first time (and re-used while it is valid), and a server context that
-// accepts TLS 1.2 and later only.
+// accepts TLS 1.2 and later with AEAD suites only.
 
 #include <filesystem>
 #include <string>
@@ -22,9 +22,9 @@ struct tls_files {
 // created with mode 0600. Throws std::runtime_error naming the file on failure.
 tls_files ensure_self_signed(const std::filesystem::path& dir, const std::vector<std::string>& names);
 
-// A server context: TLS 1.2 minimum, no compression, no renegotiation, the certificate chain
-// and key loaded and checked to match. Throws std::runtime_error naming the file and the
-// OpenSSL reason on failure.
+// A server context: TLS 1.2 minimum, AEAD suites only (Mozilla's "intermediate" profile, without
+// DHE), no compression, no renegotiation, the certificate chain and key loaded and checked to
+// match. Throws std::runtime_error naming the file and the OpenSSL reason on failure.
 boost::asio::ssl::context make_server_context(const tls_files& files);
 
 }  // namespace exsim::proxy
