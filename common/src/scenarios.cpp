@@ -10,7 +10,7 @@ namespace exsim::common {
 
 const std::vector<scenario>& scenarios() {
     static const std::vector<scenario> list{
-        {"ms04-002-vulnerable", "the bug: NTLM-only back-ends, legacy pool, one worker: bob after alice gets alice's mailbox"},
+        {"ms04-002-vulnerable", "the bug: NTLM-only back-ends, legacy pool: bob after alice gets alice's mailbox"},
         {"ms04-002-fixed", "the fix (KB 832759): NTLM connections never pooled, every re-use re-authenticated"},
         {"kb832749-workaround", "the workaround (KB 832749): no connection re-use; safe, one back-end connection per request"},
         {"kerberos-default", "Exchange's default, Kerberos to the back-ends: safe even under legacy, each request carries its ticket"},

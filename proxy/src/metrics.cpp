@@ -136,6 +136,9 @@ std::string render_prometheus(std::string_view policy, const workers_t& workers)
             [](w_t w) -> auto& { return w.backend_requests; });
     counter("exsim_proxy_backend_connections_opened_total", "Back-end connections opened.",
             [](w_t w) -> auto& { return w.connections_opened; });
+    counter("exsim_proxy_backend_connections_taken_over_total",
+            "Idle back-end connections a worker took over from another worker's idle list (one pool across workers).",
+            [](w_t w) -> auto& { return w.takeovers; });
     out.by_enum<reuse_decision>("exsim_proxy_backend_connections_acquired_total",
                                 "Back-end connections acquired for a request, by how the pool served it.", "decision",
                                 [](w_t w) -> auto& { return w.acquired; });

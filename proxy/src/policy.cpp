@@ -1,88 +1,73 @@
 #include "exsim/proxy/policy.hpp"
 
+#include <array>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "exsim/common/topology.hpp"
 
 namespace exsim::proxy {
 
-// The decision table of DESIGN.md section 5, coded below, one class per row:
-//
-//  policy    | idle connections looked up | re-authenticate on re-use?          | NTLM conn after response | other conn after
-//  ----------+----------------------------+-------------------------------------+--------------------------+-----------------
-//  legacy    | shared per back-end        | only if never authenticated: THE BUG | shared pool              | shared pool
-//  ms04-002  | shared per back-end        | always, as the current user          | closed, never pooled     | shared pool
-//  no-reuse  | none (KB 832749)           | always (it is a new connection)      | closed                   | closed
-//  pinned    | client's pin, then shared  | pinned NTLM of the same user: no;    | pinned to its client     | shared pool
-//            |                            | anything else: always                |                          |
-//  per-user  | (back-end, user) partition | NTLM of the same user: no; else yes  | user's partition         | user's partition
-//
-// A back-end that keeps Kerberos per request (IIS default) answers a token-less request on an
-// authenticated connection with 401, and the proxy then authenticates as the current user: so
-// legacy leaks with NTLM, and with Kerberos only when the back-end persists it (persist_kerberos).
-
 namespace {
 
-bool is_ntlm(const connection_view& c) { return c.mechanism == auth::mechanism::ntlm; }
+using enum lookup;
+using enum reauth;
+using common::policy_kind;
+constexpr outcome pooled{disposal::pool, close_reason::error};
+constexpr outcome pinned{disposal::pin, close_reason::error};
+constexpr outcome not_pooled{disposal::close, close_reason::ntlm_not_pooled};
+constexpr outcome one_request{disposal::close, close_reason::no_reuse};
 
-class legacy final : public pool_policy {
-public:
-    std::string_view name() const override { return "legacy"; }
-    idle_scope scope() const override { return idle_scope::shared; }
-    bool must_authenticate(const connection_view& c, std::string_view user) const override {
-        return !user.empty() && c.mechanism == auth::mechanism::none;
-    }
-    disposal after_response(const connection_view&) const override { return disposal::pool; }
-};
+// Everything a policy decides about a back-end connection, one row per policy, read left to
+// right: where acquire() looks, whether a new connection / a re-used one / one that got a 401
+// authenticates as the user, what becomes of an NTLM connection and of any other after the
+// response, and what a pin over its caps becomes.
+//
+//  policy   | looks up             | new | re-use: authenticate?                  | 401 | NTLM after      | other after | pin over cap
+//  ---------+----------------------+-----+----------------------------------------+-----+-----------------+-------------+-------------
+//  legacy   | shared               | yes | only if never authenticated: THE BUG   | yes | shared pool     | shared pool | -
+//  ms04-002 | shared               | yes | always, as the current user            | yes | closed          | shared pool | -
+//  no-reuse | nowhere (KB 832749)  | yes | (never re-used)                        | yes | closed          | closed      | -
+//  pinned   | client's pin, shared | yes | not the same user's NTLM pin; else yes | yes | pinned to client| shared pool | closed
+//  per-user | (back-end, user)     | yes | not the same user's NTLM; else yes     | yes | user's partition| partition   | -
+//
+// "Shared" and "partition" span every worker (a worker takes over another's idle connection);
+// a pin stays on its client connection's worker, and a pin of another user than the client's
+// current one is closed (pin_rebound). A back-end that keeps Kerberos per request (the IIS
+// default) answers a token-less request on an authenticated connection with 401, and the 401
+// column then authenticates the current user: so legacy leaks with NTLM, and with Kerberos only
+// when the back-end keeps Kerberos authenticated (persist_kerberos).
+constexpr std::array<policy_row, static_cast<std::size_t>(policy_kind::count)> table{{
+    {policy_kind::legacy, shared, true, if_never_authenticated, true, pooled, pooled, not_pooled},
+    {policy_kind::ms04_002, shared, true, always, true, not_pooled, pooled, not_pooled},
+    {policy_kind::no_reuse, none, true, always, true, one_request, one_request, not_pooled},
+    {policy_kind::pinned, pin_then_shared, true, unless_same_user_ntlm, true, pinned, pooled, not_pooled},
+    {policy_kind::per_user, user_partition, true, unless_same_user_ntlm, true, pooled, pooled, not_pooled},
+}};
 
-class ms04_002 final : public pool_policy {
-public:
-    std::string_view name() const override { return "ms04-002"; }
-    idle_scope scope() const override { return idle_scope::shared; }
-    bool must_authenticate(const connection_view&, std::string_view user) const override { return !user.empty(); }
-    disposal after_response(const connection_view& c) const override {
-        return is_ntlm(c) ? disposal::close : disposal::pool;
-    }
-};
-
-class no_reuse final : public pool_policy {
-public:
-    std::string_view name() const override { return "no-reuse"; }
-    idle_scope scope() const override { return idle_scope::none; }
-    bool must_authenticate(const connection_view&, std::string_view user) const override { return !user.empty(); }
-    disposal after_response(const connection_view&) const override { return disposal::close; }
-};
-
-class pinned final : public pool_policy {
-public:
-    std::string_view name() const override { return "pinned"; }
-    idle_scope scope() const override { return idle_scope::shared; }
-    bool must_authenticate(const connection_view& c, std::string_view user) const override {
-        return !user.empty() && !(is_ntlm(c) && c.user == user);
-    }
-    disposal after_response(const connection_view& c) const override {
-        return is_ntlm(c) ? disposal::pin : disposal::pool;
-    }
-};
-
-class per_user final : public pool_policy {
-public:
-    std::string_view name() const override { return "per-user"; }
-    idle_scope scope() const override { return idle_scope::per_user; }
-    bool must_authenticate(const connection_view& c, std::string_view user) const override {
-        return !user.empty() && !(is_ntlm(c) && c.user == user);
-    }
-    disposal after_response(const connection_view&) const override { return disposal::pool; }
-};
+constexpr bool rows_in_enum_order() {
+    for (std::size_t i = 0; i < table.size(); ++i)
+        if (static_cast<std::size_t>(table[i].kind) != i) return false;
+    return true;
+}
+static_assert(rows_in_enum_order(), "the table is indexed by common::policy_kind");
 
 }  // namespace
 
+bool pool_policy::must_authenticate(const connection_view& c, std::string_view user, bool reused) const {
+    if (user.empty()) return false;
+    if (!reused) return row_.authenticate_new;
+    switch (row_.on_reuse) {
+        case if_never_authenticated: return c.mechanism == auth::mechanism::none;
+        case always: return true;
+        case unless_same_user_ntlm: return !(c.mechanism == auth::mechanism::ntlm && c.user == user);
+    }
+    return true;
+}
+
 std::unique_ptr<pool_policy> make_policy(std::string_view name) {
-    if (name == "legacy") return std::make_unique<legacy>();
-    if (name == "ms04-002") return std::make_unique<ms04_002>();
-    if (name == "no-reuse") return std::make_unique<no_reuse>();
-    if (name == "pinned") return std::make_unique<pinned>();
-    if (name == "per-user") return std::make_unique<per_user>();
+    if (auto kind = common::find_policy(name)) return std::make_unique<pool_policy>(table[static_cast<std::size_t>(*kind)]);
     throw common::config_error(fmt::format("policy: unknown policy '{}' (expected one of {})", name,
                                            fmt::join(common::policy_names(), ", ")));
 }

@@ -52,8 +52,9 @@ constexpr std::size_t max_drained_body = 64 * 1024;  // a 401 body we read and d
 // request a KDC attempt.
 constexpr auto credential_failure_lifetime = std::chrono::seconds(10);
 
-// One worker thread's world: its io_context, its pools (one per back-end), its credentials.
-// Nothing here is shared with another worker, so the request path takes no lock.
+// One worker thread's world: its io_context, its part of each back-end's pool, its credentials.
+// Only the pools' idle lists are reached by other workers (a takeover, pool.hpp); the rest is
+// this thread's alone, so the request path takes no lock but its own idle list's.
 struct worker {
     worker_metrics metrics;
     std::unordered_map<std::uint64_t, std::size_t> pins_per_client;
@@ -77,6 +78,9 @@ struct server::impl {
     proxy_options options;
     std::unique_ptr<pool_policy> policy;
     std::map<std::string, tcp::endpoint> endpoints;
+    // One pool per back-end across the workers: what their parts share. Before `workers`, so
+    // that it outlives them.
+    std::map<std::string, std::unique_ptr<pool_group>, std::less<>> pools;
     std::optional<ssl::context> tls;
     std::shared_ptr<spdlog::logger> log = common::logger("proxy");
     std::vector<std::unique_ptr<worker>> workers;
@@ -641,7 +645,7 @@ private:
                                         fmt::format("back-end {} refused the logon of {} ({})", pool.backend().name,
                                                     user, auth::scheme_name(*ours)));
             }
-            if (user.empty())
+            if (!srv_.policy->authenticate_after_401(user))
                 co_return co_await relay_response_after_drain(ex, version, keep, pool);
             // Not authenticated yet (a re-used connection the back-end does not hold for this
             // request, or a scheme it does not offer): start (again) with what it offers.
@@ -1073,12 +1077,18 @@ server::server(const common::topology& topology, proxy_options options)
                                    : ensure_self_signed(s.options.state_dir / "tls", {"localhost", "127.0.0.1", s.options.address});
         s.tls.emplace(make_server_context(files));
     }
+    for (const auto& b : s.topology.backends)
+        s.pools.emplace(b.name, std::make_unique<pool_group>(s.topology.frontend.pool));
     for (std::size_t i = 0; i < s.options.workers; ++i) {
         auto w = std::make_unique<worker>();
-        for (const auto& b : s.topology.backends)
-            w->pools.emplace(b.name, std::make_unique<backend_pool>(b, s.endpoints[b.name], s.topology.frontend.pool,
-                                                                    *s.policy, w->metrics, w->ioc.get_executor(),
-                                                                    s.options.limits.connect_timeout, w->pins_per_client));
+        for (const auto& b : s.topology.backends) {
+            auto& group = *s.pools.find(b.name)->second;
+            auto part = std::make_unique<backend_pool>(b, s.endpoints[b.name], s.topology.frontend.pool, *s.policy,
+                                                       w->metrics, w->ioc.get_executor(),
+                                                       s.options.limits.connect_timeout, w->pins_per_client, group);
+            group.members.push_back(part.get());
+            w->pools.emplace(b.name, std::move(part));
+        }
         s.workers.push_back(std::move(w));
     }
 

@@ -82,7 +82,7 @@ struct policy_run {
     double seconds = 0;                        // wall time of run_load
 };
 
-// `w` through a front-end (one worker: a leak under legacy needs both users on one worker) with
+// `w` through a front-end (one worker, so that a run repeats as closely as it can) with
 // `policy`, in front of fresh back-ends. Memoized: the policy tests and the threshold test look
 // at the same runs, and each run takes seconds.
 const policy_run& run_policy(const workload& w, const std::string& policy) {

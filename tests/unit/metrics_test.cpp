@@ -64,6 +64,8 @@ TEST(Metrics, SumsCountersOverWorkers) {
     add(a.acquired[static_cast<std::size_t>(reuse_decision::reused_pinned)]);
     add(b.acquired[static_cast<std::size_t>(reuse_decision::reused_pinned)]);
     add(b.queue_timeouts, 5);
+    add(a.takeovers, 2);
+    add(b.takeovers, 3);
     add(a.cross_user_responses, 2);
     add(a.open_connections, 4);
     add(b.open_connections, -1);
@@ -75,6 +77,7 @@ TEST(Metrics, SumsCountersOverWorkers) {
     EXPECT_TRUE(contains_line(text, R"(exsim_proxy_queue_rejections_total{policy="pinned",reason="timeout"} 5)"));
     EXPECT_TRUE(contains_line(text, R"(exsim_proxy_backend_connections_open{policy="pinned"} 3)"));
     EXPECT_TRUE(contains_line(text, R"(exsim_proxy_cross_user_responses_total{policy="pinned"} 2)"));
+    EXPECT_TRUE(contains_line(text, R"(exsim_proxy_backend_connections_taken_over_total{policy="pinned"} 5)"));
     EXPECT_EQ(total({&a, &b}, [](const worker_metrics& w) -> auto& { return w.requests; }), 7);
 }
 
@@ -111,7 +114,7 @@ TEST(Metrics, EachFamilyHasOneHelpAndOneTypeBeforeItsSamples) {
             EXPECT_EQ(types[family], 1) << l;
         }
     }
-    EXPECT_EQ(helps.size(), 24u);
+    EXPECT_EQ(helps.size(), 25u);
     for (const auto& [family, n] : helps) EXPECT_EQ(n, 1) << family;
     for (const auto& [family, n] : types) EXPECT_EQ(n, 1) << family;
 }

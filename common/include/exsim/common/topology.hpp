@@ -34,10 +34,10 @@ struct user_entry {
     std::vector<std::string> delegates;  // users who may open this mailbox
 };
 
-// The front-end's pool (DESIGN.md section 5). Limits are per back-end and per worker thread:
-// each worker owns its pools, so the whole front-end may hold workers x max_connections.
+// The front-end's pool: one per back-end across the worker threads, so the limits are per
+// back-end for the whole front-end, except the two pinned ones (a pin stays on its worker).
 struct pool_settings {
-    std::size_t max_connections = 64;        // open connections to one back-end (busy + idle)
+    std::size_t max_connections = 64;        // open connections to one back-end (busy + idle + pinned)
     std::size_t max_idle = 16;               // idle connections kept for re-use
     std::size_t idle_timeout_ms = 30'000;    // an idle connection older than this is closed
     std::size_t max_requests = 1000;         // requests one connection carries, then closed
@@ -53,12 +53,12 @@ struct frontend_settings {
     std::string policy = "ms04-002";  // legacy | ms04-002 | no-reuse | pinned | per-user
     bool require_kerberos = false;    // refuse (502) a back-end that offers only NTLM
     bool leak_guard = false;          // replace a response from another user's mailbox (off: shows the bug)
-    std::size_t workers = 0;          // worker threads (0: one per core); under legacy a leak needs one worker
-                                      // for both users (DESIGN.md section 9); --workers overrides it
+    std::size_t workers = 0;          // worker threads (0: one per core); --workers overrides it. The pool
+                                      // spans them all: 1 only makes a run repeat exactly (exsim trace)
     pool_settings pool;
 };
 
-// The pool policy names, in the order of DESIGN.md's table.
+// The pool policy names: those of policy_kind (policy_names.hpp), in its order.
 const std::vector<std::string>& policy_names();
 
 struct topology {

@@ -1,9 +1,10 @@
 #pragma once
 // The front-end's counters, exported in Prometheus text format on the admin port.
 //
-// Each worker thread owns one `worker_metrics` and is its only writer, so the request path
-// takes no lock: relaxed atomics only make the admin thread's reads well-defined. The admin
-// thread sums the workers when it renders.
+// Each worker thread owns one `worker_metrics` and is almost its only writer, so the request path
+// takes no lock: relaxed atomics make the admin thread's reads well-defined, and let another
+// worker move a connection's gauges when it takes that connection over (or closes it to make
+// room). The admin thread sums the workers when it renders.
 
 #include <array>
 #include <atomic>
@@ -59,6 +60,7 @@ struct worker_metrics {
 
     counter backend_requests{0};          // requests sent to a back-end (every handshake leg counts)
     counter connections_opened{0};
+    counter takeovers{0};                 // idle connections this worker took over from another worker
     std::array<counter, static_cast<std::size_t>(reuse_decision::count)> acquired{};
     std::array<counter, static_cast<std::size_t>(close_reason::count)> closed{};
     std::array<counter, static_cast<std::size_t>(handshake_mechanism::count)> handshakes{};

@@ -2,12 +2,13 @@
 // The front-end: a Boost.Beast HTTP/1.1 reverse proxy in front of the back-ends (DESIGN.md
 // section 5). Each request: parse with limits -> Basic login against the directory ->
 // canonicalize the target -> route to the user's home back-end -> acquire a connection from
-// this worker's pool -> authenticate to the back-end as the user when the policy says so
+// the back-end's pool (this worker's idle list, else another worker's) -> authenticate to the back-end as the user when the policy says so
 // (answering 401 challenges) -> forward with X-Exsim-On-Behalf-Of, streaming the bodies ->
 // release the connection with the outcome -> respond.
 //
-// Worker threads each run their own io_context with their own pools and credentials; a client
-// connection lives on one worker. GSSAPI work that may reach the KDC runs on a blocking pool.
+// Worker threads each run their own io_context with their own credentials and their own part of
+// each back-end's pool; a client connection lives on one worker, and an idle back-end connection
+// moves to the worker that takes it over. GSSAPI work that may reach the KDC runs on a blocking pool.
 
 #include <chrono>
 #include <cstdint>
