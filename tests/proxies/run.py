@@ -1,0 +1,356 @@
+#!/usr/bin/python3
+"""CTest's `proxies` suite: one reference verdict per reverse proxy and configuration.
+
+  run.py VARIANT            e.g. nginx-keepalive (run.py --list names them)
+
+Starts exsim's back-ends (`exsim up`, realm and KDC included) in a temporary folder, then one
+Debian-packaged reverse proxy from the template VARIANT's entry names (this folder), as the user
+running the test, on a free loopback port, with its pid file, logs and temporary files in that
+folder; drives it and asserts what the variant expects. Everything it started is stopped by
+process id at the end, whatever happened.
+
+Environment:
+  EXSIM_BINARY          the exsim program (CTest passes the build's)
+  EXSIM_PROXIES_JSON    a folder: each run's JSON is copied there as VARIANT.json, with the
+                        proxy's version and the template, for scripts/proxies_table.py
+  EXSIM_PROXIES_KEEP=1  keep the temporary folder (its path is printed)
+
+Standard library only: run with /usr/bin/python3.
+"""
+import json
+import re
+import os
+import pwd
+import grp
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+class Failure(Exception):
+    """A run that could not judge the proxy (it did not start, exsim failed): not a verdict."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The proxies: how each one is started as this user with everything in its folder.
+
+def run_user():
+    """The user and group the proxy's workers run as. As root, each proxy would otherwise switch
+    to its package's user (nobody, proxy, www-data); Apache and Squid refuse to serve as root, so
+    there the folder is handed to their usual user instead."""
+    uid = os.geteuid()
+    return pwd.getpwuid(uid).pw_name, grp.getgrgid(os.getegid()).gr_name
+
+
+class Proxy:
+    name = ""         # the Debian program
+    binary = ""
+    conf_name = ""    # the file the template becomes
+    drops_to = None   # the account it switches to when started as root (None: it stays root)
+
+    def __init__(self, workdir):
+        self.dir = workdir
+        self.proc = None
+
+    def version(self):
+        out = subprocess.run([self.binary] + self.version_args, capture_output=True, text=True)
+        text = (out.stdout + out.stderr).strip().splitlines()
+        return text[0] if text else "unknown"
+
+    def argv(self, conf):
+        raise NotImplementedError
+
+    def fill(self, template, port, backends):
+        """The template with its placeholders filled: @DIR@, @PORT@, @USER@, @GROUP@, and per
+        back-end @BE1@ (ADDRESS:PORT), @BE1_HOST@, @BE1_PORT@, ..."""
+        user, group = run_user()
+        if os.geteuid() == 0 and self.drops_to:
+            user, group = self.drops_to
+        values = {"DIR": str(self.dir), "PORT": str(port), "USER": user, "GROUP": group}
+        for name, address in backends.items():
+            host, backend_port = address.rsplit(":", 1)
+            key = name.upper()
+            values.update({key: address, f"{key}_HOST": host, f"{key}_PORT": backend_port})
+        text = template.read_text()
+        for k, v in values.items():
+            text = text.replace(f"@{k}@", v)
+        leftover = sorted(set(re.findall(r"@[A-Z0-9_]+@", text)))
+        if leftover:
+            raise Failure(f"{template.name}: no value for {', '.join(leftover)}")
+        return text
+
+    def start(self, template, backends):
+        if not Path(self.binary).exists():
+            raise Failure(f"{self.binary} is not installed (scripts/bootstrap.sh test installs it)")
+        if os.geteuid() == 0 and self.drops_to:
+            # The workers run as drops_to: they must be able to write their logs here.
+            uid, gid = pwd.getpwnam(self.drops_to[0]).pw_uid, grp.getgrnam(self.drops_to[1]).gr_gid
+            os.chown(self.dir, uid, gid)
+        port = free_port()
+        conf = self.dir / self.conf_name
+        conf.write_text(self.fill(template, port, backends))
+        self.out = open(self.dir / "stdout-stderr.log", "w")
+        self.proc = subprocess.Popen([str(a) for a in self.argv(conf)], stdout=self.out, stderr=subprocess.STDOUT,
+                                     cwd=self.dir, start_new_session=True)
+        wait_port(port, self.proc, lambda: self.logs(40))
+        return port
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            # Its own process group: nginx's and Apache's workers, Squid's kids.
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def logs(self, lines):
+        out = []
+        for f in sorted(self.dir.glob("*.log")):
+            text = f.read_text(errors="replace").splitlines()[-lines:]
+            if text:
+                out.append(f"--- {f.name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+
+class Nginx(Proxy):
+    name, binary, conf_name = "nginx", "/usr/sbin/nginx", "nginx.conf"
+    version_args = ["-v"]
+
+    def argv(self, conf):
+        # -e: the error log before the configuration is read (the default is under /var/log).
+        return [self.binary, "-p", self.dir, "-c", conf, "-e", self.dir / "error.log"]
+
+
+class HAProxy(Proxy):
+    name, binary, conf_name = "haproxy", "/usr/sbin/haproxy", "haproxy.cfg"
+    version_args = ["-v"]
+
+    def argv(self, conf):
+        return [self.binary, "-db", "-f", conf]  # -db: foreground, no daemon
+
+
+class Squid(Proxy):
+    name, binary, conf_name = "squid", "/usr/sbin/squid", "squid.conf"
+    version_args = ["-v"]
+    drops_to = ("proxy", "proxy")  # Squid will not serve as root (cache_effective_user)
+
+    def argv(self, conf):
+        return [self.binary, "-N", "-f", conf]  # -N: no daemon, no kid processes
+
+
+class Apache(Proxy):
+    name, binary, conf_name = "apache2", "/usr/sbin/apache2", "httpd.conf"
+    version_args = ["-v"]
+    drops_to = ("www-data", "www-data")  # Apache's children refuse to run as root
+
+    def argv(self, conf):
+        # -d: ServerRoot; no apache2ctl and no /etc/apache2/envvars: everything is in the file.
+        return [self.binary, "-d", self.dir, "-f", conf, "-DFOREGROUND"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The variants: proxy, template, and what the suite expects of it.
+
+class Variant:
+    def __init__(self, proxy, template, expect, why):
+        self.proxy, self.template, self.expect, self.why = proxy, template, expect, why
+
+
+VARIANTS = {
+    "nginx-keepalive": Variant(Nginx, "nginx-keepalive.conf.in", "leak",
+                               "upstream keepalive pools back-end connections with no notion of whose "
+                               "NTLM handshake they carry"),
+    "nginx-no-keepalive": Variant(Nginx, "nginx-no-keepalive.conf.in", "broken",
+                                  "a new upstream connection per request: the NTLM handshake's legs "
+                                  "never meet on one back-end connection"),
+    "haproxy-reuse-safe": Variant(HAProxy, "haproxy-reuse-safe.cfg.in", "safe",
+                                  "a 401 with WWW-Authenticate NTLM/Negotiate makes the server "
+                                  "connection private to the client's session"),
+    "haproxy-reuse-always": Variant(HAProxy, "haproxy-reuse-always.cfg.in", "safe",
+                                    "the private-connection rule holds in every http-reuse mode "
+                                    "over HTTP/1.1"),
+    "squid-accel": Variant(Squid, "squid-accel.conf.in", "broken",
+                           "to a cache_peer originserver, Squid forwards no Authorization header "
+                           "unless login=PASS/PASSTHRU: no user can log in"),
+    "squid-passthru": Variant(Squid, "squid-passthru.conf.in", "safe",
+                              "connection pinning: a server connection that carried the client's "
+                              "Authorization is tied to that client connection"),
+    "squid-passthru-connection-auth-off": Variant(Squid, "squid-passthru-connection-auth-off.conf.in", "broken",
+                                                  "connection-auth=off on http_port removes the NTLM and "
+                                                  "Negotiate challenges: no user can log in"),
+    "apache-keepalive": Variant(Apache, "apache-keepalive.conf.in", "leak",
+                                "mod_proxy_http takes a back-end connection from the worker's pool "
+                                "per request and gives it back after the response"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# exsim: the back-ends, and the load through the proxy.
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, describe, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Failure(f"exited with status {proc.returncode} before listening on 127.0.0.1:{port}\n{describe()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise Failure(f"does not listen on 127.0.0.1:{port} after {timeout} s\n{describe()}")
+
+
+def read_env(path):
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export ") and "=" in line:
+            k, v = line[len("export "):].split("=", 1)
+            out[k] = v
+    return out
+
+
+class Backends:
+    """`exsim up`: realm, KDC, the back-ends (and exsim's own front-end, unused here)."""
+
+    def __init__(self, exsim, workdir):
+        self.exsim, self.state = exsim, workdir / "state"
+        self.log = open(workdir / "exsim-up.log", "w")
+        self.proc = subprocess.Popen([exsim, "up", "--state-dir", str(self.state), "--log-level", "warn"],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        env_file = self.state / "endpoints.env"
+        deadline = time.monotonic() + 120
+        while not env_file.exists() or "EXSIM_POLICY" not in env_file.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise Failure(f"exsim up did not start:\n{(workdir / 'exsim-up.log').read_text()[-3000:]}")
+            time.sleep(0.1)
+        self.env = read_env(env_file)
+
+    def addresses(self):
+        """be1..be4 -> ADDRESS:PORT. `exsim up` has be1 and be2 only: until check-proxy's own
+        back-ends are used, be3 and be4 stand for be2 so that every template can be filled."""
+        out = {}
+        for n in range(1, 5):
+            out[f"be{n}"] = self.env.get(f"EXSIM_BACKEND_BE{n}_ADDR") or self.env["EXSIM_BACKEND_BE2_ADDR"]
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def run_load(exsim, backends, port, out, extra):
+    """`exsim load --passthrough` through the proxy, as be1's users; its JSON result."""
+    argv = [exsim, "load", "--passthrough", "--state-dir", str(backends.state), "--log-level", "error",
+            "--url", f"http://be1.exsim.test:{port}/", "--connect-to", f"127.0.0.1:{port}",
+            "--json", str(out)] + extra
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if not out.exists():
+        # Before any load, exsim load asks for a challenge; a proxy that strips them all leaves
+        # nothing to authenticate with: that is a verdict (broken), not a failure of the run.
+        if "the server offers only" in done.stderr:
+            return None, done.stderr.strip()
+        raise Failure(f"exsim load failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return json.loads(out.read_text()), done.stdout
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in VARIANTS and argv[1] != "--list":
+        print(f"usage: {argv[0]} VARIANT | --list\nvariants: {', '.join(VARIANTS)}", file=sys.stderr)
+        return 2
+    if argv[1] == "--list":
+        print("\n".join(VARIANTS))
+        return 0
+    name, variant = argv[1], VARIANTS[argv[1]]
+    exsim = os.environ.get("EXSIM_BINARY")
+    if not exsim or not Path(exsim).exists():
+        print("run.py: EXSIM_BINARY must name the exsim program (CTest sets it)", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix=f"exsim-proxies-{name}-"))
+    workdir.chmod(0o755)  # a proxy that switches users must still reach its own folder
+    proxy_dir = workdir / "proxy"
+    proxy_dir.mkdir()
+    started = time.monotonic()
+    backends = proxy = None
+    try:
+        backends = Backends(exsim, workdir)
+        proxy = variant.proxy(proxy_dir)
+        template = HERE / variant.template
+        port = proxy.start(template, backends.addresses())
+        print(f"{name}: {proxy.version()} on 127.0.0.1:{port} -> {backends.addresses()} ({workdir})")
+        result, table = run_load(exsim, backends, port, workdir / "load.json",
+                                 ["--users", "alice,bob", "--sessions", "8", "--requests", "1500", "--mechanism", "ntlm"])
+        print(table)
+        verdict = judge_load(result)
+        print(f"{name}: {verdict} (expected {variant.expect}: {variant.why})")
+        save(name, variant, proxy, result, verdict, started)
+        if verdict != variant.expect:
+            print(proxy.logs(20))
+            return 1
+        return 0
+    except Failure as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if proxy:
+            proxy.stop()
+        if backends:
+            backends.stop()
+        if os.environ.get("EXSIM_PROXIES_KEEP") == "1":
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def judge_load(r):
+    """safe / leak / broken from one load run, both oracles: the responses and the audit logs."""
+    if r is None:
+        return "broken"
+    ops = r["ops"] if isinstance(r.get("ops"), dict) else {}
+    total = r["total"]
+    requests, errors = int(total["requests"]), int(total["errors"])
+    crossed = int(total["leaks"]) + int(total["tampers"])
+    audit = r.get("audit_cross_user")
+    if audit is None:
+        raise Failure("the load run read no audit log: the back-ends' side is unknown")
+    if int(audit) != crossed:
+        raise Failure(f"the oracles disagree: responses crossed {crossed}, audit logs {audit}")
+    if crossed:
+        return "leak"
+    if requests == 0 or errors * 10 > requests:
+        return "broken"
+    return "safe"
+
+
+def save(name, variant, proxy, result, verdict, started):
+    folder = os.environ.get("EXSIM_PROXIES_JSON")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    doc = {"variant": name, "proxy": proxy.name, "version": proxy.version(), "template": variant.template,
+           "expected": variant.expect, "why": variant.why, "verdict": verdict,
+           "seconds": round(time.monotonic() - started, 1), "load": result}
+    (Path(folder) / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
