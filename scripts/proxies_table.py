@@ -56,77 +56,67 @@ def config_link(doc):
 
 
 def verdict_text(v):
-    """check-proxy's verdicts as they print (safe, LEAK, BROKEN, NOT-FORWARDED); the interim
-    load-based ones (safe, leak, broken) the same way."""
+    """safe as it is, the others in bold capitals as exsim check-proxy prints them (LEAK, BROKEN)."""
     return v if v in ("safe", "skipped") else f"**{v.upper()}**"
 
 
 # ---------------------------------------------------------------------------------------------
-# Runs judged by exsim check-proxy: one column per check.
+# Runs judged from exsim load --passthrough (before check-proxy): a few workloads per config.
 
-def check_part(runs):
+def workload_names(runs):
     names = []
     for doc in runs:
-        for c in doc["check"]["checks"]:
-            if c["name"] not in names:
-                names.append(c["name"])
-    header = ["proxy", "config"] + [f"`{n}`" for n in names] + \
-             ["req/s proxy / direct", "p99 ms proxy / direct"]
+        for w in doc["workloads"]:
+            if w != "direct" and w not in names:
+                names.append(w)
+    return names
+
+
+def load_part(runs):
+    names = workload_names(runs)
+    what = {w: doc["workloads"][w]["what"] for doc in runs for w in names if w in doc["workloads"]}
+    header = ["proxy", "config"] + [f"`{w}`" for w in names] + ["req/s proxy / direct (ntlm)",
+                                                             "p99 ms proxy / direct (ntlm)"]
     rows = []
     for doc in runs:
-        by_name = {c["name"]: c for c in doc["check"]["checks"]}
-        cost = doc["check"].get("cost") or {}
-        p, d = cost.get("through_proxy") or {}, cost.get("direct") or {}
+        ws = doc["workloads"]
+        p = (ws.get("ntlm") or {}).get("result") or {}
+        d = (ws.get("direct") or {}).get("result") or {}
+        cost = ([f"{num(p.get('rps'))} / {num(d.get('rps'))}",
+                 f"{num(p.get('total', {}).get('p99_ms'), '{:.1f}')} / {num(d.get('total', {}).get('p99_ms'), '{:.1f}')}"]
+                if p else ["n/a", "n/a"])
         rows.append([doc["version"], config_link(doc)] +
-                    [verdict_text(by_name[n]["verdict"]) if n in by_name else "" for n in names] +
-                    [f"{num(p.get('rps'))} / {num(d.get('rps'))}",
-                     f"{num(p.get('p99_ms'), '{:.1f}')} / {num(d.get('p99_ms'), '{:.1f}')}"])
-    parts = [table(header, rows)]
-    for doc in runs:
-        parts.append(f"### Report card: {doc['version']}, {config_link(doc)}\n\n"
-                     f"The suite expected: {doc['expected_text']}. "
-                     f"Suite run: {doc['seconds']} s.\n\n" + card(doc["check"]))
+                    [verdict_text(ws[w]["verdict"]) if w in ws else "" for w in names] + cost)
+    legend = "\n".join(f"- `{w}`: {what[w]}" for w in names)
+    parts = [table(header, rows), "The workloads, each 2 users x 4 kept-alive sessions of the mixed workload "
+             "(list, read, send, delete):\n\n" + legend]
+    parts.append("### Report cards\n\nWhat each workload counted through the proxy, and why the suite expects "
+                 "that verdict.\n\n" + load_cards(runs, names))
     return "\n\n".join(parts)
 
 
-def card(check):
-    header = ["check", "verdict", "requests", "errors", "leaks", "tampers", "unattributed", "audit cross-user",
-              "back-end connections", "handshakes", "evidence"]
-    rows = []
-    for c in check["checks"]:
-        errors = str(c.get("errors", ""))
-        kinds = c.get("errors_by_kind") or {}
-        if kinds:
-            errors += " (" + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ")"
-        rows.append([f"`{c['name']}`", verdict_text(c["verdict"]), c.get("requests", ""), errors,
-                     c.get("leaks", ""), c.get("tampers", ""), c.get("unattributed", ""),
-                     c.get("audit_cross_user", ""), c.get("backend_connections", ""), c.get("handshakes", ""),
-                     c.get("evidence", "")])
-    return table(header, rows)
-
-
-# ---------------------------------------------------------------------------------------------
-# Runs judged from exsim load --passthrough (before check-proxy): one workload per config.
-
-def load_part(runs):
-    header = ["proxy", "config", "verdict", "requests", "errors", "leaks + tampers",
-              "audit cross-user", "req/s proxy / direct", "p99 ms proxy / direct"]
+def load_cards(runs, names):
+    header = ["proxy", "config", "workload", "verdict", "requests", "errors", "leaks", "tampers",
+              "audit cross-user", "handshakes", "why"]
     rows = []
     for doc in runs:
-        p = (doc["load"].get("through_proxy") or {})
-        d = (doc["load"].get("direct") or {})
-        pt, dt = p.get("total", {}), d.get("total", {})
-        if not p:  # exsim load stopped before any load: the proxy offered no challenge
-            rows.append([doc["version"], config_link(doc), verdict_text(doc["verdict"]),
-                         "0", "no NTLM or Negotiate challenge reached the client", "", "", "", ""])
-            continue
-        kinds = pt.get("errors_by_kind") or {}
-        errors = f"{pt['errors']:,}" + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) + ")" if kinds else "")
-        rows.append([doc["version"], config_link(doc), verdict_text(doc["verdict"]),
-                     f"{pt['requests']:,}", errors, f"{pt['leaks'] + pt['tampers']:,}",
-                     num(p.get("audit_cross_user")),
-                     f"{num(p.get('rps'))} / {num(d.get('rps'))}",
-                     f"{num(pt.get('p99_ms'), '{:.1f}')} / {num(dt.get('p99_ms'), '{:.1f}')}"])
+        for w in names:
+            run = doc["workloads"].get(w)
+            if not run:
+                continue
+            r = run["result"]
+            if r is None:  # exsim load stopped before any load: no challenge reached the client
+                rows.append([doc["version"], config_link(doc), f"`{w}`", verdict_text(run["verdict"]), "0",
+                             "no NTLM or Negotiate challenge reached the client", "", "", "", "", run["why"]])
+                continue
+            t = r["total"]
+            kinds = t.get("errors_by_kind") or {}
+            errors = f"{t['errors']:,}" + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) + ")"
+                                          if kinds else "")
+            b = r.get("backend") or {}
+            rows.append([doc["version"], config_link(doc), f"`{w}`", verdict_text(run["verdict"]),
+                         f"{t['requests']:,}", errors, f"{t['leaks']:,}", f"{t['tampers']:,}",
+                         num(r.get("audit_cross_user")), num(b.get("handshakes")), run["why"]])
     return table(header, rows)
 
 
@@ -146,12 +136,10 @@ def templates(runs):
 
 def generated(folder):
     runs = load_runs(folder)
-    judged_by_check = all("check" in doc for doc in runs)
-    body = check_part(runs) if judged_by_check else load_part(runs)
+    body = load_part(runs)
     total = sum(doc["seconds"] for doc in runs)
-    how = ("`exsim check-proxy`" if judged_by_check else
-           "`exsim load --passthrough` (2 users x 4 kept-alive sessions, 1,500 requests of the mixed workload "
-           "over NTLM, through the proxy, then the same straight to be1)")
+    how = ("`exsim load --passthrough` through the proxy (the workloads below), then the NTLM one straight "
+           "to be1 for the cost")
     return (f"{BEGIN}\n\nJudged by {how}; {len(runs)} configurations, {total:.0f} s of suite time in all.\n\n"
             f"{body}\n\n{templates(runs)}\n\n{END}")
 
