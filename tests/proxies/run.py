@@ -189,29 +189,30 @@ PINNED = "the server connection is tied to its client connection once it carried
 NO_AUTH_FORWARDED = ("to a cache_peer originserver, Squid forwards no Authorization header unless "
                      "login=PASS/PASSTHRU: no user can log in")
 CHALLENGES_REMOVED = "connection-auth=off removes the NTLM and Negotiate challenges: no user can log in"
+TICKET_PER_REQUEST = ("safe", "every request carries its own ticket: the back-end authenticates each one")
+# HAProxy in either re-use mode: what makes its server connections private is the 401 challenge.
+HAPROXY = {
+    "ntlm": ("safe", "a 401 with WWW-Authenticate NTLM/Nego makes the server connection private to the "
+                     "client's session, in every http-reuse mode over HTTP/1.1"),
+    "kerberos": TICKET_PER_REQUEST,
+    "kerberos-persist": ("safe", "the 401 Negotiate before the ticket makes the connection private"),
+}
 
 VARIANTS = {
     "nginx-keepalive": Variant(Nginx, "nginx-keepalive.conf.in", {
         "ntlm": ("leak", "the keepalive cache gives an idle upstream connection, authenticated as "
                          "whoever used it last, to the next request for that upstream"),
-        "kerberos": ("safe", "every request carries its own ticket: the back-end re-authenticates it"),
+        "kerberos": TICKET_PER_REQUEST,
         "kerberos-persist": ("leak", "as NTLM: the authentication stays on a pooled connection"),
     }),
     "nginx-no-keepalive": Variant(Nginx, "nginx-no-keepalive.conf.in", {
         "ntlm": ("broken", "a new upstream connection per request: the handshake's legs never meet"),
-        "kerberos": ("safe", "a ticket per request needs no connection"),
-        "kerberos-persist": ("safe", "the ticket goes with the first request; nothing is kept to re-use"),
+        "kerberos": TICKET_PER_REQUEST,
+        "kerberos-persist": ("safe", "every request reaches a new back-end connection, is answered 401, "
+                                     "and the client sends its ticket again: nothing is kept to re-use"),
     }),
-    "haproxy-reuse-safe": Variant(HAProxy, "haproxy-reuse-safe.cfg.in", {
-        "ntlm": ("safe", "a 401 with WWW-Authenticate NTLM/Nego makes the server connection private"),
-        "kerberos": ("safe", "every request carries its own ticket"),
-        "kerberos-persist": ("safe", "the 401 Negotiate before the ticket makes the connection private"),
-    }),
-    "haproxy-reuse-always": Variant(HAProxy, "haproxy-reuse-always.cfg.in", {
-        "ntlm": ("safe", "the private-connection rule holds in every http-reuse mode over HTTP/1.1"),
-        "kerberos": ("safe", "every request carries its own ticket"),
-        "kerberos-persist": ("safe", "the 401 Negotiate before the ticket makes the connection private"),
-    }),
+    "haproxy-reuse-safe": Variant(HAProxy, "haproxy-reuse-safe.cfg.in", HAPROXY),
+    "haproxy-reuse-always": Variant(HAProxy, "haproxy-reuse-always.cfg.in", HAPROXY),
     "squid-accel": Variant(Squid, "squid-accel.conf.in", {
         "ntlm": ("broken", NO_AUTH_FORWARDED),
         "kerberos": ("broken", NO_AUTH_FORWARDED),
@@ -230,7 +231,7 @@ VARIANTS = {
     "apache-keepalive": Variant(Apache, "apache-keepalive.conf.in", {
         "ntlm": ("leak", "mod_proxy_http takes a back-end connection from the worker's pool per request "
                          "and gives it back after the response"),
-        "kerberos": ("safe", "every request carries its own ticket"),
+        "kerberos": TICKET_PER_REQUEST,
         "kerberos-persist": ("leak", "as NTLM: the authentication stays on a pooled connection"),
     }),
 }
