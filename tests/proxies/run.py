@@ -3,11 +3,13 @@
 
   run.py VARIANT            e.g. nginx-keepalive (run.py --list names them)
 
-Starts exsim's back-ends (`exsim up`, realm and KDC included) in a temporary folder, then one
-Debian-packaged reverse proxy from the template VARIANT's entry names (this folder), as the user
-running the test, on a free loopback port, with its pid file, logs and temporary files in that
-folder; drives it and asserts what the variant expects. Everything it started is stopped by
-process id at the end, whatever happened.
+Starts exsim's back-ends (`exsim up` on backends.json, realm and KDC included) in a temporary
+folder, then one Debian-packaged reverse proxy from the template VARIANT's entry names (this
+folder), as the user running the test, on a free loopback port, with its pid file, logs and
+temporary files in that folder. Drives it with each workload (`exsim load --passthrough`), judges
+each run by both oracles (the responses and the back-ends' audit logs, which must agree), and
+fails unless every verdict is the one VARIANT expects. Everything it started is stopped by
+process id (and process group) at the end, whatever happened.
 
 Environment:
   EXSIM_BINARY          the exsim program (CTest passes the build's)
@@ -17,11 +19,11 @@ Environment:
 
 Standard library only: run with /usr/bin/python3.
 """
+import grp
 import json
-import re
 import os
 import pwd
-import grp
+import re
 import shutil
 import signal
 import socket
@@ -106,13 +108,15 @@ class Proxy:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            # Its own process group: nginx's and Apache's workers, Squid's kids.
+            # The process group it was started in: nginx's and Apache's workers go with it.
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.proc:
+            self.out.close()
 
     def logs(self, lines):
         out = []
