@@ -27,10 +27,10 @@
 #include "exsim/common/log.hpp"
 #include "exsim/common/scenarios.hpp"
 #include "exsim/common/topology.hpp"
-#include "exsim/loadgen/demo.hpp"
+#include "exsim/lab/demo.hpp"
 #include "exsim/loadgen/load.hpp"
 #include "exsim/loadgen/report.hpp"
-#include "exsim/loadgen/trace.hpp"
+#include "exsim/lab/trace.hpp"
 #include "exsim/proxy/server.hpp"
 
 namespace po = boost::program_options;
@@ -556,15 +556,15 @@ int cmd_trace(const std::vector<std::string>& args) {
     if (!parse(args, d, "trace", &vm)) return 0;
     if (color != "auto" && color != "always" && color != "never")
         throw usage_error(fmt::format("exsim trace: --color: '{}' is not auto, always or never", color));
-    loadgen::trace_options t;
+    lab::trace_options t;
     t.topology = load(o);
     apply_frontend_options(t.topology, f);
     t.source = topology_source(o);
-    if (vm.count("steps")) t.requests = loadgen::parse_trace_steps(steps, t.topology);
+    if (vm.count("steps")) t.requests = lab::parse_trace_steps(steps, t.topology);
     if (vm.count("state-dir")) t.state_dir = vm["state-dir"].as<std::string>();
-    const auto result = loadgen::run_trace(t);
+    const auto result = lab::run_trace(t);
     const bool tty = color == "always" || (color == "auto" && isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR"));
-    std::cout << (as_json ? loadgen::trace_json(result) : loadgen::trace_text(result, tty)) << std::flush;
+    std::cout << (as_json ? lab::trace_json(result) : lab::trace_text(result, tty)) << std::flush;
     return 0;
 }
 
@@ -582,7 +582,7 @@ int cmd_scenarios(const std::vector<std::string>& args) {
 int cmd_demo(const std::vector<std::string>& args) {
     common_options o;
     report_options out;
-    loadgen::demo_options demo;
+    lab::demo_options demo;
     std::string policies, auths;
     long long requests = 0, sessions = 0, extra_users = static_cast<long long>(demo.extra_users), workers = 0;
     po::options_description d("exsim demo");
@@ -618,7 +618,7 @@ int cmd_demo(const std::vector<std::string>& args) {
     demo.stop = &stop_flag_on_signals();
     if (vm_state.count("state-dir")) demo.state_dir = vm_state["state-dir"].as<std::string>();
     const auto started = std::chrono::steady_clock::now();
-    const auto runs = loadgen::run_demo(demo);
+    const auto runs = lab::run_demo(demo);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     std::cout << "\n" << loadgen::render_demo_table(runs) << "\n" << loadgen::demo_summary(runs) << "\n"
               << fmt::format("\n{} runs in {:.1f} s.\n", runs.size(), secs) << std::flush;

@@ -38,12 +38,6 @@ std::error_code make_error_code(store_errc e) noexcept {
     return {static_cast<int>(e), store_category()};
 }
 
-std::string_view owner_of_message_id(std::string_view id) noexcept {
-    const auto dot = id.rfind('.');
-    if (dot == std::string_view::npos) return {};
-    return id.substr(0, dot);
-}
-
 std::filesystem::path mailbox_database_path(const std::filesystem::path& state_dir,
                                             std::string_view backend_name) {
     return state_dir / ("mailboxes-" + std::string(backend_name) + ".sqlite3");

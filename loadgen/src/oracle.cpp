@@ -9,7 +9,7 @@
 
 #include <boost/json.hpp>
 
-#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/common/message_id.hpp"
 
 namespace exsim::loadgen {
 
@@ -105,7 +105,7 @@ judged judge(op o, std::string_view user, const std::vector<std::string>& may_op
     } else {
         // An id without a dot names no owner: nothing to compare with.
         for (const auto& id : ids) {
-            if (const auto owner = backend::owner_of_message_id(id); foreign(owner)) {
+            if (const auto owner = common::owner_of_message_id(id); foreign(owner)) {
                 out.served_as = owner;
                 break;
             }
@@ -148,7 +148,7 @@ std::optional<op> op_of_request(std::string_view method, std::string_view path) 
     return std::nullopt;
 }
 
-audit_summary summarize_audit(const std::vector<backend::audit_record>& records) {
+audit_summary summarize_audit(const std::vector<common::audit_record>& records) {
     audit_summary s;
     std::set<std::pair<std::string_view, std::uint64_t>> seen;
     for (const auto& r : records) {

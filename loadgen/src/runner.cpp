@@ -30,7 +30,7 @@
 
 #include "exsim/auth/gss.hpp"
 #include "exsim/auth/http_auth.hpp"
-#include "exsim/backend/audit_log.hpp"
+#include "exsim/common/audit_record.hpp"
 #include "exsim/common/base64.hpp"
 #include "exsim/common/http_framing.hpp"
 #include "exsim/common/log.hpp"
@@ -775,9 +775,9 @@ load_result run_load(const load_options& o) {
         }
     }
     if (!o.audit_logs.empty()) {
-        std::vector<backend::audit_record> records;
+        std::vector<common::audit_record> records;
         for (std::size_t i = 0; i < o.audit_logs.size(); ++i) {
-            auto since = backend::read_audit_log(o.audit_logs[i], nullptr, before_audit[i]);
+            auto since = common::read_audit_log(o.audit_logs[i], nullptr, before_audit[i]);
             records.insert(records.end(), std::make_move_iterator(since.begin()), std::make_move_iterator(since.end()));
         }
         const auto a = summarize_audit(records);

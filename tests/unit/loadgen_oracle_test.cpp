@@ -153,9 +153,9 @@ TEST(Oracle, OpOfRequestFollowsTheBackEndsRoutes) {
     for (const auto& r : rows) EXPECT_EQ(op_of_request(r.method, r.path), r.want) << r.method << ' ' << r.path;
 }
 
-backend::audit_record rec(std::string backend, std::uint64_t conn, std::string auth, std::string method,
+common::audit_record rec(std::string backend, std::uint64_t conn, std::string auth, std::string method,
                           std::string path, bool cross_user = false) {
-    backend::audit_record r;
+    common::audit_record r;
     r.backend = std::move(backend);
     r.conn = conn;
     r.auth = std::move(auth);
@@ -166,7 +166,7 @@ backend::audit_record rec(std::string backend, std::uint64_t conn, std::string a
 }
 
 TEST(AuditSummary, CountsConnectionsOnTheirFirstOperationAndHandshakesPerRequest) {
-    const std::vector<backend::audit_record> records{
+    const std::vector<common::audit_record> records{
         rec("be1", 1, "request", "GET", "/exchange/Inbox/"),
         rec("be1", 1, "connection", "GET", "/exchange/Inbox/bob.1", true),  // reuse, cross-user
         rec("be1", 2, "request", "POST", "/exchange/Outbox/"),

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "exsim/common/topology.hpp"
-#include "exsim/loadgen/trace.hpp"
+#include "exsim/lab/trace.hpp"
 
-namespace exsim::loadgen {
+namespace exsim::lab {
 namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -54,4 +54,4 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& row) { return std::string(row.param.name); });
 
 }  // namespace
-}  // namespace exsim::loadgen
+}  // namespace exsim::lab

@@ -28,6 +28,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "exsim/common/message_id.hpp"
 #include "exsim/common/topology.hpp"
 
 namespace exsim::backend {
@@ -81,10 +82,8 @@ struct store_options {
     std::chrono::milliseconds busy_timeout{5000};
 };
 
-// The owner embedded in a message id: the text before the last '.'; empty when there is none.
-// (User names never contain '.', so "alice.3" -> "alice".) Used by the load generator's leak
-// oracle to tell whose message a response contained.
-std::string_view owner_of_message_id(std::string_view id) noexcept;
+// The owner embedded in a message id ("alice.3" -> "alice"), shared with the leak oracle.
+using common::owner_of_message_id;
 
 // The database file of a back-end in the state folder: `<state_dir>/mailboxes-<backend>.sqlite3`.
 std::filesystem::path mailbox_database_path(const std::filesystem::path& state_dir,

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "exsim/backend/audit_log.hpp"
+#include "exsim/common/audit_record.hpp"
 #include "exsim/loadgen/results.hpp"
 
 namespace exsim::loadgen {
@@ -42,7 +42,7 @@ struct audit_summary {
     std::array<std::uint64_t, 4> connections{};  // (backend, conn) pairs first seen on this op
     std::array<std::uint64_t, 4> handshakes{};   // records with auth == "request"
 };
-audit_summary summarize_audit(const std::vector<backend::audit_record>& records);
+audit_summary summarize_audit(const std::vector<common::audit_record>& records);
 
 // Sum of every sample of `name` in a Prometheus text exposition whose labels contain
 // `label` (e.g. "mechanism=\"ntlm\""; empty: every sample). 0 when absent.

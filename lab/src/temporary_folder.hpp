@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace exsim::loadgen {
+namespace exsim::lab {
 
 struct temporary_folder {
     std::filesystem::path path;
@@ -24,4 +24,4 @@ struct temporary_folder {
     temporary_folder& operator=(const temporary_folder&) = delete;
 };
 
-}  // namespace exsim::loadgen
+}  // namespace exsim::lab

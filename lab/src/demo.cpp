@@ -1,4 +1,4 @@
-#include "exsim/loadgen/demo.hpp"
+#include "exsim/lab/demo.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -12,7 +12,7 @@
 #include "exsim/proxy/server.hpp"
 #include "temporary_folder.hpp"
 
-namespace exsim::loadgen {
+namespace exsim::lab {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& demo_backend_auths() {
@@ -40,14 +40,14 @@ void check_names(const std::vector<std::string>& asked, const std::vector<std::s
             throw common::config_error(fmt::format("{}: unknown '{}' (expected one of {})", what, n, fmt::join(known, ", ")));
 }
 
-demo_run run_one(const common::topology& base, const auth::realm& realm, const fs::path& state,
+loadgen::demo_run run_one(const common::topology& base, const auth::realm& realm, const fs::path& state,
                  const demo_options& o, const std::string& backend_auth, const std::string& policy) {
     const auto t = configured(base, backend_auth, policy);
     std::vector<std::unique_ptr<backend::server>> backends;
     proxy::proxy_options po;
     po.workers = o.workers;
     po.state_dir = state;
-    load_options lo;
+    loadgen::load_options lo;
     for (const auto& b : t.backends) {
         auto bo = backend::realm_backend_options(t, realm, b.name, state);
         bo.reset_store = true;  // every run starts from the same seeded mailboxes
@@ -59,7 +59,7 @@ demo_run run_one(const common::topology& base, const auth::realm& realm, const f
     proxy::server frontend(t, po);
     frontend.start();
 
-    lo.mode = entry::frontend;
+    lo.mode = loadgen::entry::frontend;
     lo.url = frontend.url();
     lo.ca_file = state / "tls" / "proxy-cert.pem";
     lo.directory = t;
@@ -71,7 +71,7 @@ demo_run run_one(const common::topology& base, const auth::realm& realm, const f
     lo.backend_auth = backend_auth;
     lo.progress = o.progress;
     lo.stop = o.stop;
-    demo_run run{policy, backend_auth, run_load(lo)};
+    loadgen::demo_run run{policy, backend_auth, loadgen::run_load(lo)};
     frontend.stop();
     for (auto& b : backends) b->stop();
     return run;
@@ -79,7 +79,7 @@ demo_run run_one(const common::topology& base, const auth::realm& realm, const f
 
 }  // namespace
 
-std::vector<demo_run> run_demo(const demo_options& o) {
+std::vector<loadgen::demo_run> run_demo(const demo_options& o) {
     check_names(o.policies, common::policy_names(), "--policies");
     check_names(o.backend_auths, demo_backend_auths(), "--backend-auths");
     const auto& policies = o.policies.empty() ? common::policy_names() : o.policies;
@@ -98,7 +98,7 @@ std::vector<demo_run> run_demo(const demo_options& o) {
     realm.apply_environment();
     realm.start_kdc();
 
-    std::vector<demo_run> runs;
+    std::vector<loadgen::demo_run> runs;
     for (const auto& backend_auth : auths) {
         for (const auto& policy : policies) {
             if (o.stop && o.stop->load()) break;
@@ -111,4 +111,4 @@ std::vector<demo_run> run_demo(const demo_options& o) {
     return runs;
 }
 
-}  // namespace exsim::loadgen
+}  // namespace exsim::lab

@@ -1,4 +1,4 @@
-#include "exsim/loadgen/trace.hpp"
+#include "exsim/lab/trace.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -26,7 +26,7 @@
 #include "exsim/proxy/server.hpp"
 #include "temporary_folder.hpp"
 
-namespace exsim::loadgen {
+namespace exsim::lab {
 namespace fs = std::filesystem;
 namespace net = boost::asio;
 namespace ssl = net::ssl;
@@ -479,4 +479,4 @@ std::string trace_json(const trace_result& r) {
     return json::serialize(doc) + "\n";
 }
 
-}  // namespace exsim::loadgen
+}  // namespace exsim::lab

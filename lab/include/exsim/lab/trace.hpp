@@ -19,7 +19,7 @@
 #include "exsim/common/topology.hpp"
 #include "exsim/proxy/trace.hpp"
 
-namespace exsim::loadgen {
+namespace exsim::lab {
 
 struct trace_request {
     std::string user;
@@ -70,4 +70,4 @@ std::string trace_text(const trace_result& r, bool color);
 // "mailbox","cross_user",...,"legs":[...]}],"explanation"}
 std::string trace_json(const trace_result& r);
 
-}  // namespace exsim::loadgen
+}  // namespace exsim::lab

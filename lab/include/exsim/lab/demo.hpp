@@ -13,7 +13,7 @@
 
 #include "exsim/loadgen/report.hpp"
 
-namespace exsim::loadgen {
+namespace exsim::lab {
 
 // "negotiate" (every back-end Negotiate,NTLM), "ntlm" (NTLM only: the SharePoint
 // misconfiguration), "kerberos-persist" (Negotiate,NTLM with persist_kerberos).
@@ -30,10 +30,10 @@ struct demo_options {
     std::vector<std::string> backend_auths;  // empty: demo_backend_auths()
     bool progress = false;
     const std::atomic<bool>* stop = nullptr;  // set: finish the current run and start no other
-    std::function<void(const demo_run&)> on_run;  // after each run (e.g. to print a line)
+    std::function<void(const loadgen::demo_run&)> on_run;  // after each run (e.g. to print a line)
 };
 
 // Throws common::config_error for an unknown policy or back-end configuration.
-std::vector<demo_run> run_demo(const demo_options& options);
+std::vector<loadgen::demo_run> run_demo(const demo_options& options);
 
-}  // namespace exsim::loadgen
+}  // namespace exsim::lab
