@@ -1,5 +1,5 @@
-// exsim: the one command line. Subcommands: demo, load, trace, up, realm, backend, proxy, scenarios. Configuration errors exit with 2 and one clear message; a load run whose
-// thresholds failed exits with 99 (as k6 does).
+// exsim: the one command line. Subcommands: demo, load, trace, check-proxy, up, realm, backend, proxy, scenarios. Configuration errors exit with 2 and one clear message; a load run whose
+// thresholds failed, or a check-proxy run with a check that is not safe, exits with 99 (as k6 does).
 
 #include <algorithm>
 #include <atomic>
@@ -27,7 +27,10 @@
 #include "exsim/common/log.hpp"
 #include "exsim/common/scenarios.hpp"
 #include "exsim/common/topology.hpp"
+#include "exsim/lab/check_proxy.hpp"
 #include "exsim/lab/demo.hpp"
+#include "exsim/lab/endpoints.hpp"
+#include "exsim/lab/temporary_folder.hpp"
 #include "exsim/loadgen/load.hpp"
 #include "exsim/loadgen/report.hpp"
 #include "exsim/lab/trace.hpp"
@@ -36,6 +39,8 @@
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 using namespace exsim;
+using lab::env_name;
+using lab::write_file;
 
 namespace {
 
@@ -45,6 +50,7 @@ commands:
   demo      the whole story in one command: every policy x back-end auth, side by side
   load      load generator with the leak oracle, through the front-end or pass-through
   trace     alice, then bob, through one policy: every connection, handshake and mailbox, narrated
+  check-proxy  judge any reverse proxy in front of exsim's back-ends: a verdict per check (docs/check-proxy.md)
   up        realm + KDC + back-ends + front-end of a topology; writes <state-dir>/endpoints.env
   realm     create the Kerberos realm and NTLM files, then run the KDC
   backend   run one back-end mailbox server of the topology
@@ -198,18 +204,6 @@ int wait_for_stop(const sigset_t& set) {
     sigwait(&set, &sig);
     common::logger("exsim")->info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     return 0;
-}
-
-void write_file(const fs::path& file, const std::string& text) {
-    std::ofstream out(file, std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw std::runtime_error(fmt::format("cannot write {}", file.string()));
-}
-
-std::string env_name(const std::string& backend) {
-    std::string s;
-    for (char c : backend) s += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return s;
 }
 
 std::unique_ptr<backend::server> make_backend(const common::topology& t, const auth::realm& r,
@@ -378,18 +372,6 @@ const std::atomic<bool>& stop_flag_on_signals() {
     return flag;
 }
 
-// The `export KEY=VALUE` lines of <state>/endpoints.env that `exsim up` wrote; empty when absent.
-std::map<std::string, std::string> read_endpoints(const fs::path& state) {
-    std::map<std::string, std::string> env;
-    std::ifstream in(state / "endpoints.env");
-    for (std::string line; std::getline(in, line);) {
-        if (!line.starts_with("export ")) continue;
-        const auto eq = line.find('=');
-        if (eq != std::string::npos) env[line.substr(7, eq - 7)] = line.substr(eq + 1);
-    }
-    return env;
-}
-
 std::vector<std::string> split_list(const std::string& s) {
     std::vector<std::string> out;
     std::stringstream in(s);
@@ -483,7 +465,7 @@ int cmd_load(const std::vector<std::string>& args) {
     if (l.insecure) common::logger("load")->warn("--insecure: the front-end's TLS certificate is not verified");
 
     const fs::path state = fs::absolute(o.state_dir);
-    const auto env = read_endpoints(state);
+    const auto env = lab::read_exports(state / "endpoints.env");
     auto from_env = [&](const char* key) { auto it = env.find(key); return it == env.end() ? std::string() : it->second; };
     if (o.config.empty() && !from_env("EXSIM_DIRECTORY").empty()) o.config = from_env("EXSIM_DIRECTORY");
     l.directory = load(o);
@@ -568,6 +550,80 @@ int cmd_trace(const std::vector<std::string>& args) {
     return 0;
 }
 
+int cmd_check_proxy(const std::vector<std::string>& args) {
+    common_options o;
+    o.log_level = "warn";
+    report_options out;
+    std::vector<std::string> proxies;
+    std::string checks;
+    bool serve = false;
+    long long base_port = 0;
+    double cost_seconds = 3;
+    lab::check_options c;
+    po::options_description d("exsim check-proxy");
+    d.add_options()("help,h", "show this help")(
+        "proxy", po::value(&proxies)->composing(),
+        "ADDRESS:PORT of the proxy under test (it routes by Host: beN.exsim.test), or NAME=ADDRESS:PORT once per back-end")(
+        "serve", po::bool_switch(&serve), "start the realm, KDC and back-ends, write <state-dir>/endpoints.env, and wait")(
+        "state-dir", po::value<std::string>(), "the folder 'exsim check-proxy --serve' wrote (default: start own back-ends "
+                                               "in a temporary folder)")(
+        "base-port", po::value(&base_port)->default_value(0), "back-ends on fixed ports: be1 = N, be2 = N+1, ... (0: free ports)")(
+        "checks", po::value(&checks), "comma-separated checks to run (default: all)")(
+        "seed", po::value(&c.seed)->default_value(1), "random seed of the workloads")(
+        "cost-seconds", po::value(&cost_seconds)->default_value(cost_seconds), "seconds of each side of the cost check")(
+        "log-level", po::value(&o.log_level)->default_value(o.log_level), "trace|debug|info|warn|error");
+    add_reports(d, out);
+    po::variables_map vm;
+    if (!parse(args, d, "check-proxy", &vm)) {
+        std::cout << "\nchecks: " << fmt::format("{}", fmt::join(lab::check_names(), ", "))
+                  << "\nverdicts: safe, LEAK, NOT-FORWARDED, BROKEN (skipped does not fail); exit 0 when every check is "
+                     "safe, 99 naming the failed ones, 1 when the pre-flight fails, 2 for bad options. docs/check-proxy.md "
+                     "explains how to configure the proxy.\n";
+        return 0;
+    }
+    common::set_log_level(o.log_level);
+    const auto port = static_cast<std::uint16_t>(count_option("base-port", base_port, 0, 65'530));
+    c.cost_seconds = number_option("cost-seconds", cost_seconds, 0.1, 3600);
+    c.checks = split_list(checks);
+    for (const auto& p : proxies) {
+        const auto eq = p.find('=');
+        const std::string name = eq == std::string::npos ? "" : p.substr(0, eq), address = p.substr(eq + 1);
+        if (address.rfind(':') == std::string::npos || address.rfind(':') + 1 == address.size())
+            throw common::config_error(fmt::format("--proxy: '{}' is not ADDRESS:PORT or NAME=ADDRESS:PORT", p));
+        c.proxy[name] = address;
+    }
+    const bool has_state = vm.count("state-dir") > 0;
+    if (serve) {
+        if (!proxies.empty()) throw usage_error("exsim check-proxy: --serve starts the back-ends only; run the checks with --proxy in another command");
+        auto signals = block_stop_signals();
+        lab::check_backends backends(has_state ? vm["state-dir"].as<std::string>() : "state", port);
+        std::cout << backends.endpoints_env() << std::flush;
+        return wait_for_stop(signals);
+    }
+    if (proxies.empty()) throw common::config_error("--proxy: give the address the proxy under test listens on");
+    c.stop = &stop_flag_on_signals();
+    c.progress = true;
+    std::optional<lab::temporary_folder> temporary;
+    std::unique_ptr<lab::check_backends> own;
+    if (has_state) {
+        if (port) throw usage_error("exsim check-proxy: --base-port applies to --serve or to its own back-ends, not to --state-dir");
+        c.env = lab::read_check_environment(vm["state-dir"].as<std::string>());
+    } else {
+        own = std::make_unique<lab::check_backends>(temporary.emplace("check-proxy").path, port);
+        c.env = {own->topology(), own->state_dir(), own->addresses()};
+        std::cerr << "back-ends (the proxy must forward Host beN.exsim.test to these):\n" << own->endpoints_env() << std::flush;
+    }
+    const auto report = lab::run_check_proxy(c);
+    std::cout << lab::render_check_table(report) << std::flush;
+    if (!out.json.empty()) write_file(out.json, lab::check_json(report));
+    if (!out.html.empty()) write_file(out.html, lab::render_check_html(report));
+    for (const auto& name : report.failed()) {
+        const auto it = std::find_if(report.checks.begin(), report.checks.end(), [&](const auto& x) { return x.name == name; });
+        std::cerr << fmt::format("exsim check-proxy: check failed: {}: {}\n", name, lab::verdict_name(it->verdict));
+    }
+    return report.failed().empty() ? 0 : 99;
+}
+
 int cmd_scenarios(const std::vector<std::string>& args) {
     po::options_description d("exsim scenarios");
     d.add_options()("help,h", "show this help");
@@ -637,7 +693,7 @@ int main(int argc, char** argv) {
     const std::string command = argv[1];
     const std::vector<std::string> args(argv + 2, argv + argc);
     const std::map<std::string, int (*)(const std::vector<std::string>&)> commands{
-        {"demo", cmd_demo}, {"load", cmd_load}, {"trace", cmd_trace}, {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy},
+        {"demo", cmd_demo}, {"load", cmd_load}, {"trace", cmd_trace}, {"check-proxy", cmd_check_proxy}, {"up", cmd_up}, {"realm", cmd_realm}, {"backend", cmd_backend}, {"proxy", cmd_proxy},
         {"scenarios", cmd_scenarios}};
     auto it = commands.find(command);
     if (it == commands.end()) {

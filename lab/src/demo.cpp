@@ -10,7 +10,7 @@
 #include "exsim/common/log.hpp"
 #include "exsim/loadgen/load.hpp"
 #include "exsim/proxy/server.hpp"
-#include "temporary_folder.hpp"
+#include "exsim/lab/temporary_folder.hpp"
 
 namespace exsim::lab {
 namespace fs = std::filesystem;

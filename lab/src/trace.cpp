@@ -24,7 +24,7 @@
 #include "exsim/backend/server.hpp"
 #include "exsim/common/base64.hpp"
 #include "exsim/proxy/server.hpp"
-#include "temporary_folder.hpp"
+#include "exsim/lab/temporary_folder.hpp"
 
 namespace exsim::lab {
 namespace fs = std::filesystem;

@@ -157,6 +157,7 @@ audit_summary summarize_audit(const std::vector<common::audit_record>& records) 
         const auto o = op_of_request(r.method, r.path);
         if (!o) continue;  // a connection first used by a probe goes to the mix's first user of it
         const auto i = static_cast<std::size_t>(*o);
+        if (r.status < 400) ++s.served;
         if (seen.emplace(r.backend, r.conn).second) ++s.connections[i];
         if (r.auth == "request") ++s.handshakes[i];
     }

@@ -89,6 +89,9 @@ std::vector<std::string> notes(const load_result& r) {
     lines.push_back(fmt::format("audit per operation: {}", fmt::join(per_op, "; ")));
     lines.push_back(fmt::format("audit cross-user: {} \u2014 {} the oracle (leaks+tampers = {})", *r.audit_cross_user,
                                 r.audit_agrees() ? "agrees with" : "DISAGREES with", t.leaks + t.tampers));
+    if (r.unaudited.value_or(0) > 0)
+        lines.push_back(fmt::format("UNAUDITED: {} successful responses that the back-ends' audit logs never saw "
+                                    "(answered by something in between, not by an exsim back-end)", *r.unaudited));
     return lines;
 }
 
@@ -298,10 +301,22 @@ rows_t demo_rows(const std::vector<demo_run>& runs) {
 }
 
 std::vector<std::string> demo_footnotes(const std::vector<demo_run>& runs) {
+    std::vector<std::string> notes;
     for (const auto& run : runs)
-        if (!run.result.audit_agrees())
-            return {"* the back-ends' audit log DISAGREES with the oracle's leaks+tampers"};
-    return {};
+        if (!run.result.audit_agrees()) {
+            notes.emplace_back("* the back-ends' audit log DISAGREES with the oracle's leaks+tampers");
+            break;
+        }
+    // The oracle's blind spot, said out loud: responses that no back-end produced.
+    for (const auto& run : runs) {
+        const auto t = run.result.total();
+        const auto it = t.errors_by_kind.find("unattributed");
+        const auto unattributed = it == t.errors_by_kind.end() ? 0 : it->second;
+        if (unattributed + run.result.unaudited.value_or(0) > 0)
+            notes.push_back(fmt::format("! {} with back-ends {}: {} responses without X-Exsim-Identity, {} the audit never "
+                                        "saw", run.policy, run.backend_auth, unattributed, run.result.unaudited.value_or(0)));
+    }
+    return notes;
 }
 
 }  // namespace
@@ -347,6 +362,7 @@ std::string to_json(const load_result& r) {
                                   {"handshakes_ntlm", b.handshakes_ntlm}, {"handshakes", b.handshakes()}};
     doc["audit_cross_user"] = optional_count(r.audit_cross_user);
     doc["audit_agrees"] = r.audit_agrees();
+    doc["unaudited"] = optional_count(r.unaudited);
     return json_text(doc) + "\n";
 }
 

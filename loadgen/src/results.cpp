@@ -60,6 +60,12 @@ std::vector<std::string> failed_thresholds(const load_result& r, const threshold
         total.requests ? static_cast<double>(total.errors) / static_cast<double>(total.requests) : 0.0;
     if (t.max_error_rate && error_rate > *t.max_error_rate)
         failed.push_back(fmt::format("max-error-rate: {:.4g} > {:g}", error_rate, *t.max_error_rate));
+    if (const auto it = total.errors_by_kind.find("unattributed"); it != total.errors_by_kind.end())
+        failed.push_back(fmt::format("unattributed: {} successful responses without X-Exsim-Identity or "
+                                     "X-Exsim-Mailbox (no exsim back-end produced them)", it->second));
+    if (r.unaudited.value_or(0) > 0)
+        failed.push_back(fmt::format("unaudited: {} successful responses that the back-ends' audit logs never saw",
+                                     *r.unaudited));
     return failed;
 }
 

@@ -154,6 +154,8 @@ struct worker {
     std::uint64_t connections = 0, handshakes_kerberos = 0, handshakes_ntlm = 0;
     std::uint64_t unsent = 0;                 // open model: due before the end, never sent
     std::vector<send_record> sends;           // load_options::record_sends
+    std::uint64_t judged_ok = 0;              // successful responses the oracle judged (measured)
+    std::optional<crossing_seen> first_crossing;
     clock_type::time_point last_completion{};
     std::thread thread;
 
@@ -195,6 +197,16 @@ awaitable<std::string> secure(beast::ssl_stream<beast::tcp_stream>& s, const std
     co_return ec == beast::error::timeout ? "timeout" : "tls";
 }
 
+// A 401 whose WWW-Authenticate offers Basic (which read_challenge does not list).
+bool asks_for_basic(const http::response<http::string_body>& res) {
+    for (const auto& f : res) {
+        const auto v = f.value();
+        if (f.name() == http::field::www_authenticate && v.size() >= 5 && beast::iequals(v.substr(0, 5), "Basic"))
+            return true;
+    }
+    return false;
+}
+
 bool offers_mode(auth::initiator_mode mode, const std::vector<std::string>& offers) {
     return mode == auth::initiator_mode::ntlm ? std::find(offers.begin(), offers.end(), "NTLM") != offers.end()
                                               : auth::offers_negotiate(offers);
@@ -234,8 +246,7 @@ public:
         : rs_(rs), w_(w), user_(user), index_(index), slot_(slot), share_(share), rng_(seed),
           mix_(rs.options.mix.begin(), rs.options.mix.end()),
           may_open_(mailboxes_open_to(rs.options.directory, user.name)) {
-        if (rs.options.mode == entry::frontend)
-            basic_ = "Basic " + common::base64_encode(user.name + ":" + user.password);
+        if (rs.options.mode == entry::frontend) basic_ = basic_credentials();
     }
 
     awaitable<void> warm_up(std::size_t requests) override {
@@ -283,7 +294,8 @@ public:
             if (auto ec = co_await round_trip(req, res, stale)) {
                 why = fmt::format("no answer to GET /exchange/: {}", ec.message());
             } else if (const auto offers = auth::read_challenge(res, std::nullopt).offers;
-                       res.result() == http::status::unauthorized && !offers_mode(*rs_.options.mechanism, offers)) {
+                       res.result() == http::status::unauthorized && !offers_mode(*rs_.options.mechanism, offers) &&
+                       !asks_for_basic(res)) {
                 why = fmt::format("--mechanism {}: the server offers only {}", auth::mode_name(*rs_.options.mechanism),
                                   fmt::join(offers, ", "));
             }
@@ -327,7 +339,7 @@ private:
             const auto& users = rs_.options.directory.users;
             const auto& to = users[std::uniform_int_distribution<std::size_t>(0, users.size() - 1)(rng_)].name;
             req.set(http::field::content_type, "application/json");
-            subject = fmt::format("load test {} from session {}", ++sent_, index_);
+            subject = fmt::format("load test {} from session {}{}", ++sent_, index_, rs_.options.subject_tag);
             recipient = to;
             req.body() = json::serialize(json::object{{"to", to}, {"subject", subject}, {"body", "exsim load generator"}});
         }
@@ -336,8 +348,8 @@ private:
         req.set(http::field::user_agent, "exsim-load");
         // Pass-through: say who this request is for, so that the back-end's audit log can tell
         // when a proxy in between served it on a connection authenticated as someone else.
-        if (rs_.options.mode == entry::frontend) req.set(http::field::authorization, basic_);
-        else if (!fixed) req.set("X-Exsim-On-Behalf-Of", user_.name);
+        if (!basic_.empty()) req.set(http::field::authorization, basic_);
+        if (rs_.options.mode == entry::passthrough && !fixed) req.set("X-Exsim-On-Behalf-Of", user_.name);
         req.prepare_payload();
 
         outcome r = co_await exchange(req);
@@ -345,7 +357,13 @@ private:
         if (r.error.empty()) {
             if (!fixed) j = judge(o, user_.name, may_open_, r.status, r.identity, r.mailbox, r.body);
             if (r.status >= 400) r.error = fmt::format("http_{}", r.status);
+            // A success no exsim back-end vouched for (a cache, an error page, a virtual host that
+            // is not forwarded) is not a clean success: the oracle could judge nothing in it.
+            else if (!fixed && j.v == verdict::own && r.identity.empty() && r.mailbox.empty()) r.error = "unattributed";
         }
+        if (measured && !fixed && r.error.empty()) ++w_.judged_ok;
+        if (measured && j.v != verdict::own && !w_.first_crossing)
+            w_.first_crossing = crossing_seen{user_.name, j.served_as, std::string(req.method_string()), std::string(req.target())};
         if (o == op::list && r.status == 200) {
             known_.clear();
             for (auto& m : j.ids)
@@ -454,6 +472,7 @@ private:
     awaitable<std::string> authenticate(http::request<http::string_body>& req, http::response<http::string_body>& res) {
         const auto& o = rs_.options;
         const auto offered = auth::read_challenge(res, std::nullopt).offers;
+        if (offered.empty() && asks_for_basic(res)) co_return co_await answer_basic(req, res);
         if (offered.empty()) co_return std::string();  // a plain 401: reported as such
         auth::initiator_mode mode = o.mechanism ? *o.mechanism
                                     : auth::offers_negotiate(offered) ? auth::initiator_mode::negotiate
@@ -508,6 +527,27 @@ private:
             step = initiator->step(*ch.token);
         }
         co_return "auth";
+    }
+
+    std::string basic_credentials() const {
+        return "Basic " + common::base64_encode(user_.name + ":" + user_.password);
+    }
+
+    // A proxy that authenticates users itself (exsim's front-end) asks for Basic: answered as a
+    // browser does, and sent with every later request of the session.
+    awaitable<std::string> answer_basic(http::request<http::string_body>& req, http::response<http::string_body>& res) {
+        basic_ = basic_credentials();
+        req.set(http::field::authorization, basic_);
+        // A 401 to a request with a body may close the connection (the body was not read): the
+        // request was refused, not acted on, so it goes again on a new one, as a browser sends it.
+        if (!res.keep_alive()) {
+            close();
+            if (auto kind = co_await connect(); !kind.empty()) co_return kind;
+        }
+        tcp_layer(*stream_).expires_after(rs_.options.timeout);
+        bool stale = false;
+        if (auto ec = co_await round_trip(req, res, stale)) co_return transport_error(ec);
+        co_return std::string();  // a 401 again is reported as "http_401"
     }
 
     run_state& rs_;
@@ -748,6 +788,7 @@ load_result run_load(const load_options& o) {
         last = std::max(last, w->last_completion);
         r.unsent += w->unsent;
         r.sends.insert(r.sends.end(), std::make_move_iterator(w->sends.begin()), std::make_move_iterator(w->sends.end()));
+        if (!r.first_crossing) r.first_crossing = std::move(w->first_crossing);
         for (std::size_t i = 0; i < r.ops.size(); ++i) r.ops[i].merge(w->ops[i]);
         if (r.timeline.size() < w->timeline.size()) r.timeline.resize(w->timeline.size());
         for (std::size_t s = 0; s < w->timeline.size(); ++s) {
@@ -782,6 +823,9 @@ load_result run_load(const load_options& o) {
         }
         const auto a = summarize_audit(records);
         r.audit_cross_user = a.cross_user;
+        std::uint64_t judged_ok = 0;
+        for (auto& w : workers) judged_ok += w->judged_ok;
+        r.unaudited = judged_ok > a.served ? judged_ok - a.served : 0;
         for (std::size_t i = 0; i < r.ops.size(); ++i) {
             r.ops[i].backend_connections = a.connections[i];
             r.ops[i].handshakes = a.handshakes[i];

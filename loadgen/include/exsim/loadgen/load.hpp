@@ -2,9 +2,12 @@
 // `exsim load`: virtual users from the directory, each a session with its own keep-alive
 // connection, running a weighted mix of mailbox operations through the exsim front-end (Basic
 // over TLS) or straight at a back-end or any reverse proxy in front of the back-ends
-// (pass-through: each virtual user speaks Negotiate or NTLM itself, like a browser). Every
-// response goes through the leak oracle; the back-ends' audit logs and the front-end's metrics
-// give the other side.
+// (pass-through: each virtual user speaks Negotiate or NTLM itself, like a browser, or Basic when
+// a proxy asks for it). Every response goes through the leak oracle; the back-ends' audit logs and
+// the front-end's metrics give the other side. A success that no exsim back-end vouched for (no
+// X-Exsim-Identity, no X-Exsim-Mailbox) is an error of its own kind, "unattributed", and
+// successes the audit logs never saw are counted (load_result::unaudited): a proxy that answers
+// by itself is never a clean run.
 
 #include <array>
 #include <atomic>
@@ -64,6 +67,7 @@ struct load_options {
     std::vector<std::filesystem::path> audit_logs;  // back-end audit logs, read before and after
     std::string policy, backend_auth;  // labels for the report
     bool record_sends = false;      // fill load_result::sends (measured sends only, not the warm-up)
+    std::string subject_tag;        // appended to every send's subject (unique across runs on one store)
     bool progress = false;          // live line on stderr, when it is a terminal
     const std::atomic<bool>* stop = nullptr;  // set: issue no more requests, finish those in flight
 };

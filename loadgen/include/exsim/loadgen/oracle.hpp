@@ -39,6 +39,7 @@ std::optional<op> op_of_request(std::string_view method, std::string_view path);
 struct audit_summary {
     std::uint64_t records = 0;
     std::uint64_t cross_user = 0;
+    std::uint64_t served = 0;                    // records of the mix's operations below 400
     std::array<std::uint64_t, 4> connections{};  // (backend, conn) pairs first seen on this op
     std::array<std::uint64_t, 4> handshakes{};   // records with auth == "request"
 };

@@ -61,6 +61,11 @@ struct send_record {
     std::string error;    // "" when it succeeded; else its kind, as in op_stats::errors_by_kind
 };
 
+// The first response the oracle judged served as someone else: the evidence a report quotes.
+struct crossing_seen {
+    std::string user, served_as, method, target;
+};
+
 struct load_result {
     std::string mode;          // "frontend" or "passthrough"
     std::string url;           // where the requests went
@@ -81,6 +86,11 @@ struct load_result {
     // someone other than the user the front-end acted for. Absent when no audit log was read.
     std::optional<std::uint64_t> audit_cross_user;
     std::vector<send_record> sends;  // load_options::record_sends only; in no particular order
+    std::optional<crossing_seen> first_crossing;
+    // Successful mailbox responses (the oracle's, not --path's) that no audit record written
+    // during the run accounts for: requests a proxy answered without any back-end. Absent when no
+    // audit log was read.
+    std::optional<std::uint64_t> unaudited;
 
     op_stats total() const;
     double rps() const { return seconds > 0 ? static_cast<double>(total().requests) / seconds : 0.0; }
@@ -96,6 +106,8 @@ struct thresholds {
 };
 
 // One line per failed threshold, naming it, the limit and the value ("max-leaks: 12 > 0").
+// Responses no exsim back-end produced (errors "unattributed", or load_result::unaudited) fail
+// the run whatever the thresholds: such a run measured something else.
 std::vector<std::string> failed_thresholds(const load_result& r, const thresholds& t);
 
 }  // namespace exsim::loadgen

@@ -1,5 +1,5 @@
 #pragma once
-// A temporary state folder for the demo and the trace, removed with everything in it at the end.
+// A temporary state folder for the demo, the trace and check-proxy, removed with everything in it at the end.
 
 #include <stdlib.h>
 
