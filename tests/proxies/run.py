@@ -3,18 +3,19 @@
 
   run.py VARIANT            e.g. nginx-keepalive (run.py --list names them)
 
-Starts exsim's back-ends (`exsim up` on backends.json, realm and KDC included) in a temporary
-folder, then one Debian-packaged reverse proxy from the template VARIANT's entry names (this
-folder), as the user running the test, on a free loopback port, with its pid file, logs and
-temporary files in that folder. Drives it with each workload (`exsim load --passthrough`), judges
-each run by both oracles (the responses and the back-ends' audit logs, which must agree), and
-fails unless every verdict is the one VARIANT expects. Everything it started is stopped by
-process id (and process group) at the end, whatever happened.
+Starts exsim's back-ends (`exsim check-proxy --serve`: realm, KDC and four back-ends) in a
+temporary folder, then one Debian-packaged reverse proxy from the template VARIANT's entry names
+(this folder), as the user running the test, on a free loopback port, with its pid file, logs
+and temporary files in that folder. Runs `exsim check-proxy` through it and fails unless every
+check's verdict is the one VARIANT expects (or, for a proxy through which no handshake can
+complete, unless the pre-flight stops it with the expected sentence). Everything it started is
+stopped by process id (and process group) at the end, whatever happened.
 
 Environment:
   EXSIM_BINARY          the exsim program (CTest passes the build's)
-  EXSIM_PROXIES_JSON    a folder: each run's JSON is copied there as VARIANT.json, with the
-                        proxy's version and the template, for scripts/proxies_table.py
+  EXSIM_PROXIES_JSON    a folder: each run's check-proxy report is written there as
+                        VARIANT.json, with the proxy's version, the template and the expected
+                        verdicts, for scripts/proxies_table.py
   EXSIM_PROXIES_KEEP=1  keep the temporary folder (its path is printed)
 
 Standard library only: run with /usr/bin/python3.
@@ -160,84 +161,63 @@ class Apache(Proxy):
 
 
 # ---------------------------------------------------------------------------------------------
-# The workloads (back-ends in backends.json), and the variants: proxy, template, and the verdict
-# the suite expects of each workload, with why.
+# The variants: proxy, template, and what `exsim check-proxy` must report for it, check by check,
+# with why (docs/proxies.md tells the longer story, with sources).
 
-class Workload:
-    def __init__(self, backend, users, requests, mechanism, what):
-        self.backend, self.users, self.requests, self.mechanism, self.what = backend, users, requests, mechanism, what
-
-    def args(self):
-        # Two users, four sessions each (kept-alive client connections), the mixed workload.
-        return ["--users", ",".join(self.users), "--sessions", "8", "--requests", str(self.requests),
-                "--mechanism", self.mechanism]
-
-
-WORKLOADS = {
-    # The workload that showed nginx's upstream keepalive leaking from outside.
-    "ntlm": Workload("be1", ["alice", "bob"], 1500, "ntlm", "NTLM, connection-bound (be1)"),
-    "kerberos": Workload("be2", ["grace", "heidi"], 600, "kerberos",
-                         "Kerberos, a ticket on every request (be2)"),
-    "kerberos-persist": Workload("be3", ["ivan", "judy"], 600, "kerberos",
-                                 "Kerberos kept on the back-end connection, persist_kerberos (be3)"),
-}
+# Every check of exsim check-proxy, in its order.
+CHECKS = ["separate-connections", "concurrent-mix", "reauth-on-connection", "kerberos", "spnego-ntlm",
+          "kerberos-persist", "abandoned-handshake", "post-401-once", "anonymous-interleaved", "cost"]
 
 
 class Variant:
-    def __init__(self, proxy, template, expect):
+    def __init__(self, proxy, template, expect, preflight=None):
         self.proxy, self.template = proxy, template
-        self.expect = expect  # workload -> (verdict, why)
+        self.expect = expect        # check -> (verdict, why)
+        self.preflight = preflight  # (what check-proxy says, why): it stops before any check
 
 
-PINNED = "the server connection is tied to its client connection once it carried authentication"
-NO_AUTH_FORWARDED = ("to a cache_peer originserver, Squid forwards no Authorization header unless "
-                     "login=PASS/PASSTHRU: no user can log in")
-CHALLENGES_REMOVED = "connection-auth=off removes the NTLM and Negotiate challenges: no user can log in"
-TICKET_PER_REQUEST = ("safe", "every request carries its own ticket: the back-end authenticates each one")
-# HAProxy in either re-use mode: what makes its server connections private is the 401 challenge.
-HAPROXY = {
-    "ntlm": ("safe", "a 401 with WWW-Authenticate NTLM/Nego makes the server connection private to the "
-                     "client's session, in every http-reuse mode over HTTP/1.1"),
-    "kerberos": TICKET_PER_REQUEST,
-    "kerberos-persist": ("safe", "the 401 Negotiate before the ticket makes the connection private"),
-}
+def verdicts(default, **by_check):
+    """check -> (verdict, why) for every check: `default` unless named (a_b for a-b)."""
+    out = {c: default for c in CHECKS}
+    for name, v in by_check.items():
+        out[name.replace("_", "-")] = v
+    return out
+
+
+NOT_BUILT = ("skipped", "check-proxy does not run this check yet")
+TICKET_PER_REQUEST = ("safe", "every request carries its own Kerberos ticket: the back-end authenticates each one")
+POOLED = "an idle back-end connection, authenticated as whoever used it last, serves the next request"
+PINNED = "a server connection that carried authentication is tied to its client connection"
+PRIVATE = "a 401 with WWW-Authenticate NTLM/Nego makes the server connection private to the client's session"
+NO_ANSWER = ("the probe's handshake never completes: check-proxy's pre-flight reports that be1's audit log "
+             "saw none of its requests")
+
+# nginx's keepalive and Apache's pool: every connection-bound authentication crosses users.
+LEAKS = verdicts(("LEAK", POOLED), reauth_on_connection=NOT_BUILT, kerberos=TICKET_PER_REQUEST,
+                 abandoned_handshake=("safe", "a half-done handshake authenticates nobody: the next "
+                                              "user is answered 401 and authenticates on it"))
+# HAProxy in either re-use mode.
+HAPROXY = verdicts(("safe", PRIVATE), reauth_on_connection=NOT_BUILT, kerberos=TICKET_PER_REQUEST,
+                   kerberos_persist=("safe", "the 401 Negotiate before the ticket makes the connection private"))
 
 VARIANTS = {
-    "nginx-keepalive": Variant(Nginx, "nginx-keepalive.conf.in", {
-        "ntlm": ("leak", "the keepalive cache gives an idle upstream connection, authenticated as "
-                         "whoever used it last, to the next request for that upstream"),
-        "kerberos": TICKET_PER_REQUEST,
-        "kerberos-persist": ("leak", "as NTLM: the authentication stays on a pooled connection"),
-    }),
-    "nginx-no-keepalive": Variant(Nginx, "nginx-no-keepalive.conf.in", {
-        "ntlm": ("broken", "a new upstream connection per request: the handshake's legs never meet"),
-        "kerberos": TICKET_PER_REQUEST,
-        "kerberos-persist": ("safe", "every request reaches a new back-end connection, is answered 401, "
-                                     "and the client sends its ticket again: nothing is kept to re-use"),
-    }),
+    "nginx-keepalive": Variant(Nginx, "nginx-keepalive.conf.in", LEAKS),
+    "nginx-no-keepalive": Variant(Nginx, "nginx-no-keepalive.conf.in", verdicts(
+        ("BROKEN", "a new upstream connection per request: an NTLM handshake's legs never meet"),
+        reauth_on_connection=NOT_BUILT, kerberos=TICKET_PER_REQUEST,
+        kerberos_persist=("safe", "every request reaches a new back-end connection, is answered 401 and "
+                                  "carries a ticket again: nothing is kept to re-use"))),
     "haproxy-reuse-safe": Variant(HAProxy, "haproxy-reuse-safe.cfg.in", HAPROXY),
     "haproxy-reuse-always": Variant(HAProxy, "haproxy-reuse-always.cfg.in", HAPROXY),
-    "squid-accel": Variant(Squid, "squid-accel.conf.in", {
-        "ntlm": ("broken", NO_AUTH_FORWARDED),
-        "kerberos": ("broken", NO_AUTH_FORWARDED),
-        "kerberos-persist": ("broken", NO_AUTH_FORWARDED),
-    }),
-    "squid-passthru": Variant(Squid, "squid-passthru.conf.in", {
-        "ntlm": ("safe", PINNED),
-        "kerberos": ("safe", PINNED),
-        "kerberos-persist": ("safe", PINNED),
-    }),
-    "squid-passthru-connection-auth-off": Variant(Squid, "squid-passthru-connection-auth-off.conf.in", {
-        "ntlm": ("broken", CHALLENGES_REMOVED),
-        "kerberos": ("broken", CHALLENGES_REMOVED),
-        "kerberos-persist": ("broken", CHALLENGES_REMOVED),
-    }),
-    "apache-keepalive": Variant(Apache, "apache-keepalive.conf.in", {
-        "ntlm": ("leak", "mod_proxy_http takes a back-end connection from the worker's pool per request "
-                         "and gives it back after the response"),
-        "kerberos": TICKET_PER_REQUEST,
-        "kerberos-persist": ("leak", "as NTLM: the authentication stays on a pooled connection"),
-    }),
+    "squid-accel": Variant(Squid, "squid-accel.conf.in", {}, preflight=(
+        "be1's audit log saw none of the probe's requests",
+        "to a cache_peer originserver, Squid forwards no Authorization header unless login=PASS/PASSTHRU: "
+        + NO_ANSWER)),
+    "squid-passthru": Variant(Squid, "squid-passthru.conf.in", verdicts(("safe", PINNED), reauth_on_connection=NOT_BUILT)),
+    "squid-passthru-connection-auth-off": Variant(Squid, "squid-passthru-connection-auth-off.conf.in", {}, preflight=(
+        "be1's audit log saw none of the probe's requests",
+        "connection-auth=off removes the NTLM and Negotiate challenges from the back-ends' 401s: " + NO_ANSWER)),
+    "apache-keepalive": Variant(Apache, "apache-keepalive.conf.in", LEAKS),
 }
 
 
@@ -272,31 +252,28 @@ def read_env(path):
     return out
 
 
+
 class Backends:
-    """`exsim up` on backends.json: realm, KDC, be1 (NTLM), be2 (Negotiate), be3 (Negotiate,
-    persist_kerberos), and exsim's own front-end, unused here."""
+    """`exsim check-proxy --serve`: realm, KDC and the four back-ends check-proxy judges through
+    (be1 NTLM; be2 Negotiate; be3 Negotiate with persist_kerberos; be4 Negotiate without a
+    Kerberos key), until stopped."""
 
     def __init__(self, exsim, workdir):
-        self.exsim, self.state = exsim, workdir / "state"
-        self.log = open(workdir / "exsim-up.log", "w")
-        self.proc = subprocess.Popen([exsim, "up", "--config", str(HERE / "backends.json"), "--state-dir",
-                                      str(self.state), "--log-level", "warn"],
+        self.state = workdir / "state"
+        self.log = open(workdir / "check-proxy-serve.log", "w")
+        self.proc = subprocess.Popen([exsim, "check-proxy", "--serve", "--state-dir", str(self.state)],
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         env_file = self.state / "endpoints.env"
         deadline = time.monotonic() + 120
-        while not env_file.exists() or "EXSIM_POLICY" not in env_file.read_text():
+        while not env_file.exists() or "EXSIM_BACKEND_BE4_ADDR" not in env_file.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise Failure(f"exsim up did not start:\n{(workdir / 'exsim-up.log').read_text()[-3000:]}")
+                raise Failure(f"exsim check-proxy --serve did not start:\n{(workdir / 'check-proxy-serve.log').read_text()[-3000:]}")
             time.sleep(0.1)
         self.env = read_env(env_file)
 
     def addresses(self):
-        """be1..be4 -> ADDRESS:PORT. The templates route four back-ends (check-proxy's); be4
-        (SPNEGO falling back to NTLM) is not in backends.json: be2 stands in for it."""
-        out = {}
-        for n in range(1, 5):
-            out[f"be{n}"] = self.env.get(f"EXSIM_BACKEND_BE{n}_ADDR") or self.env["EXSIM_BACKEND_BE2_ADDR"]
-        return out
+        """be1..be4 -> ADDRESS:PORT, for the templates' @BE1@ ... @BE4@."""
+        return {f"be{n}": self.env[f"EXSIM_BACKEND_BE{n}_ADDR"] for n in range(1, 5)}
 
     def stop(self):
         if self.proc.poll() is None:
@@ -306,65 +283,38 @@ class Backends:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
 
 
-
-def run_load(exsim, backends, address, workload, out):
-    """`exsim load --passthrough` to ADDRESS (the proxy, or the back-end itself), with the
-    workload's users; its JSON result (None when no challenge reached the client) and table."""
-    port = address.rsplit(":", 1)[1]
-    argv = [exsim, "load", "--passthrough", "--state-dir", str(backends.state), "--log-level", "error",
-            "--url", f"http://{workload.backend}.exsim.test:{port}/", "--connect-to", address,
-            "--json", str(out)] + workload.args()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    if not out.exists():
-        # Before any load, exsim load asks for a challenge; a proxy that strips them all leaves
-        # nothing to authenticate with: that is a verdict (broken), not a failure of the run.
-        if "the server offers only" in done.stderr:
-            return None, done.stderr.strip()
-        raise Failure(f"exsim load failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return json.loads(out.read_text()), done.stdout
+def check_proxy(exsim, backends, port, out):
+    """`exsim check-proxy` through the proxy; its JSON report, or None and its one-sentence error
+    when the pre-flight stopped it (exit 1)."""
+    argv = [exsim, "check-proxy", "--proxy", f"127.0.0.1:{port}", "--state-dir", str(backends.state),
+            "--json", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    print(done.stdout + done.stderr)
+    if done.returncode == 1:
+        return None, done.stderr.strip()
+    if done.returncode not in (0, 99) or not out.exists():
+        raise Failure(f"exsim check-proxy failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return json.loads(out.read_text()), ""
 
 
-def judge_load(r):
-    """safe / leak / broken from one load run, by both oracles: the responses and the audit logs
-    (which must agree). Broken: more than one request in ten failed."""
-    if r is None:
-        return "broken"
-    total = r["total"]
-    requests, errors = int(total["requests"]), int(total["errors"])
-    crossed = int(total["leaks"]) + int(total["tampers"])
-    audit = r.get("audit_cross_user")
-    if audit is None:
-        raise Failure("the load run read no audit log: the back-ends' side is unknown")
-    if int(audit) != crossed:
-        raise Failure(f"the oracles disagree: responses crossed {crossed}, audit logs {audit}")
-    if crossed:
-        return "leak"
-    if requests == 0 or errors * 10 > requests:
-        return "broken"
-    return "safe"
-
-
-def judge(name, variant, exsim, backends, port, workdir):
-    """Every workload through the proxy, then NTLM straight to be1 (the cost); returns the runs
-    and the workloads whose verdict is not the expected one."""
-    runs, wrong = {}, []
-    for w, workload in WORKLOADS.items():
-        result, table = run_load(exsim, backends, f"127.0.0.1:{port}", workload, workdir / f"{w}.json")
-        verdict = judge_load(result)
-        expected, why = variant.expect[w]
-        print(f"--- {w}: {workload.what}\n{table}\n{name} {w}: {verdict} (expected {expected}: {why})\n")
-        runs[w] = {"verdict": verdict, "expected": expected, "why": why, "what": workload.what, "result": result}
-        if verdict != expected:
-            wrong.append(w)
-    # The same NTLM load straight to be1, right after: what the proxy costs on this machine.
-    direct, table = run_load(exsim, backends, backends.addresses()["be1"], WORKLOADS["ntlm"], workdir / "direct.json")
-    print(f"--- ntlm straight to be1 (no proxy)\n{table}")
-    if judge_load(direct) != "safe":
-        raise Failure("the NTLM load straight to be1 was not clean: the back-ends, not the proxy, are at fault")
-    runs["direct"] = {"result": direct}
-    return runs, wrong
+def wrong_verdicts(variant, report, error):
+    """The differences between what check-proxy reported and what the variant expects, one line each."""
+    if variant.preflight:
+        said, why = variant.preflight
+        return [] if report is None and said in error else [f"expected the pre-flight to stop it ({said}: {why}); "
+                                                             f"got {error or 'a report'}"]
+    if report is None:
+        return [f"the pre-flight stopped check-proxy: {error}"]
+    got = {c["name"]: c["verdict"] for c in report["checks"]}
+    wrong = []
+    for check in sorted(set(got) | set(variant.expect), key=lambda c: CHECKS.index(c) if c in CHECKS else len(CHECKS)):
+        expected, why = variant.expect.get(check, ("(no expectation)", "a check this suite does not know: add it"))
+        if got.get(check) != expected:
+            wrong.append(f"{check}: {got.get(check, 'not run')}, expected {expected} ({why})")
+    return wrong
 
 
 def main(argv):
@@ -390,11 +340,13 @@ def main(argv):
         proxy = variant.proxy(proxy_dir)
         port = proxy.start(HERE / variant.template, backends.addresses())
         print(f"{name}: {proxy.version()} on 127.0.0.1:{port} -> {backends.addresses()} ({workdir})")
-        runs, wrong = judge(name, variant, exsim, backends, port, workdir)
-        save(name, variant, proxy, runs, started)
+        report, error = check_proxy(exsim, backends, port, workdir / "check.json")
+        save(name, variant, proxy, report, error, started)
+        wrong = wrong_verdicts(variant, report, error)
         if wrong:
-            print(f"{name}: not as expected: {', '.join(wrong)}\n{proxy.logs(20)}", file=sys.stderr)
+            print(f"{name}: not as expected:\n  " + "\n  ".join(wrong) + f"\n{proxy.logs(20)}", file=sys.stderr)
             return 1
+        print(f"{name}: every verdict as expected")
         return 0
     except Failure as e:
         print(f"{name}: {e}", file=sys.stderr)
@@ -410,14 +362,17 @@ def main(argv):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def save(name, variant, proxy, runs, started):
-    """VARIANT.json in $EXSIM_PROXIES_JSON: what scripts/proxies_table.py makes docs/proxies.md from."""
+def save(name, variant, proxy, report, error, started):
+    """VARIANT.json in $EXSIM_PROXIES_JSON: check-proxy's report (or its pre-flight error) with the
+    proxy's version, the template and the expectations, for scripts/proxies_table.py."""
     folder = os.environ.get("EXSIM_PROXIES_JSON")
     if not folder:
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
     doc = {"variant": name, "proxy": proxy.name, "version": proxy.version(), "template": variant.template,
-           "seconds": round(time.monotonic() - started, 1), "workloads": runs}
+           "seconds": round(time.monotonic() - started, 1), "check": report, "preflight_error": error,
+           "expect": {c: {"verdict": v, "why": w} for c, (v, w) in variant.expect.items()},
+           "preflight": {"said": variant.preflight[0], "why": variant.preflight[1]} if variant.preflight else None}
     (Path(folder) / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
