@@ -56,71 +56,74 @@ def config_link(doc):
 
 
 def verdict_text(v):
-    """safe as it is, the others in bold capitals as exsim check-proxy prints them (LEAK, BROKEN)."""
-    return v if v in ("safe", "skipped") else f"**{v.upper()}**"
+    """safe and skipped as they are, the others (LEAK, BROKEN, NOT-FORWARDED) in bold."""
+    return v if v in ("safe", "skipped", "") else f"**{v}**"
 
 
 # ---------------------------------------------------------------------------------------------
-# Runs judged from exsim load --passthrough (before check-proxy): a few workloads per config.
+# The summary (a column per check, the cost) and a report card per configuration.
 
-def workload_names(runs):
+def check_names(runs):
     names = []
     for doc in runs:
-        for w in doc["workloads"]:
-            if w != "direct" and w not in names:
-                names.append(w)
+        for c in (doc["check"] or {}).get("checks", []):
+            if c["name"] not in names:
+                names.append(c["name"])
     return names
 
 
-def load_part(runs):
-    names = workload_names(runs)
-    what = {w: doc["workloads"][w]["what"] for doc in runs for w in names if w in doc["workloads"]}
-    header = ["proxy", "config"] + [f"`{w}`" for w in names] + ["req/s proxy / direct (ntlm)",
-                                                             "p99 ms proxy / direct (ntlm)"]
-    rows = []
-    for doc in runs:
-        ws = doc["workloads"]
-        p = (ws.get("ntlm") or {}).get("result") or {}
-        d = (ws.get("direct") or {}).get("result") or {}
-        # The cost of a proxy that breaks NTLM would be the speed of its 401s: not shown.
-        if p and ws["ntlm"]["verdict"] != "broken":
-            cost = [f"{num(p.get('rps'))} / {num(d.get('rps'))}",
-                    f"{num(p.get('total', {}).get('p99_ms'), '{:.1f}')} / {num(d.get('total', {}).get('p99_ms'), '{:.1f}')}"]
-        else:
-            cost = ["n/a (NTLM broken)"] * 2
-        rows.append([doc["version"], config_link(doc)] +
-                    [verdict_text(ws[w]["verdict"]) if w in ws else "" for w in names] + cost)
-    legend = "\n".join(f"- `{w}`: {what[w]}" for w in names)
-    parts = [table(header, rows), "The workloads, each 2 users x 4 kept-alive sessions of the mixed workload "
-             "(list, read, send, delete):\n\n" + legend]
-    parts.append("### Report cards\n\nWhat each workload counted through the proxy, and why the suite expects "
-                 "that verdict.\n\n" + load_cards(runs, names))
-    return "\n\n".join(parts)
+def cost_cells(report):
+    cost = (report or {}).get("cost") or {}
+    p, d = cost.get("through_proxy") or {}, cost.get("direct") or {}
+    if not p or p.get("errors"):  # the speed of errors (a proxy that breaks NTLM) is not a cost
+        return ["n/a", "n/a"]
+    return [f"{num(p.get('rps'))} / {num(d.get('rps'))}",
+            f"{num(p.get('p99_ms'), '{:.1f}')} / {num(d.get('p99_ms'), '{:.1f}')}"]
 
 
-def load_cards(runs, names):
-    header = ["proxy", "config", "workload", "verdict", "requests", "errors", "leaks", "tampers",
-              "audit cross-user", "handshakes", "why"]
+def summary(runs, names):
+    header = ["proxy", "config"] + [f"`{n}`" for n in names] + ["NTLM req/s proxy / direct",
+                                                             "p99 ms proxy / direct"]
     rows = []
     for doc in runs:
-        for w in names:
-            run = doc["workloads"].get(w)
-            if not run:
-                continue
-            r = run["result"]
-            if r is None:  # exsim load stopped before any load: no challenge reached the client
-                rows.append([doc["version"], config_link(doc), f"`{w}`", verdict_text(run["verdict"]), "0",
-                             "no NTLM or Negotiate challenge reached the client", "", "", "", "", run["why"]])
-                continue
-            t = r["total"]
-            kinds = t.get("errors_by_kind") or {}
-            errors = f"{t['errors']:,}" + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) + ")"
-                                          if kinds else "")
-            b = r.get("backend") or {}
-            rows.append([doc["version"], config_link(doc), f"`{w}`", verdict_text(run["verdict"]),
-                         f"{t['requests']:,}", errors, f"{t['leaks']:,}", f"{t['tampers']:,}",
-                         num(r.get("audit_cross_user")), num(b.get("handshakes")), run["why"]])
+        if doc["check"] is None:
+            rows.append([doc["version"], config_link(doc)] + ["pre-flight"] * len(names) + ["n/a", "n/a"])
+            continue
+        got = {c["name"]: c["verdict"] for c in doc["check"]["checks"]}
+        rows.append([doc["version"], config_link(doc)] + [verdict_text(got.get(n, "")) for n in names] +
+                    cost_cells(doc["check"]))
     return table(header, rows)
+
+
+def card(doc):
+    title = f"#### {doc['version']}, {config_link(doc)}\n\n"
+    if doc["check"] is None:
+        return (title + f"`exsim check-proxy` stopped at its pre-flight, before any check: \"{doc['preflight_error']}\"\n"
+                f"Why: {doc['preflight']['why']}.")
+    header = ["check", "verdict", "requests", "errors", "leaks", "tampers", "unattributed", "audit cross-user",
+              "back-end connections", "handshakes", "evidence", "why (the suite's expectation)"]
+    rows = []
+    for c in doc["check"]["checks"]:
+        errors = str(c.get("errors", ""))
+        kinds = c.get("errors_by_kind") or {}
+        if kinds:
+            errors += " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) + ")"
+        why = (doc["expect"].get(c["name"]) or {}).get("why", "")
+        rows.append([f"`{c['name']}`", verdict_text(c["verdict"]), c.get("requests", ""), errors, c.get("leaks", ""),
+                     c.get("tampers", ""), c.get("unattributed", ""), c.get("audit_cross_user", ""),
+                     c.get("backend_connections", ""), c.get("handshakes", ""), c.get("evidence", ""), why])
+    cost = doc["check"].get("cost") or {}
+    lines = [f"{side.replace('_', ' ')}: {num(v.get('rps'))} req/s, p50 {num(v.get('p50_ms'), '{:.2f}')} ms, "
+             f"p99 {num(v.get('p99_ms'), '{:.2f}')} ms ({v.get('requests', 0):,} requests, {v.get('errors', 0):,} errors)"
+             for side, v in cost.items()]
+    return title + table(header, rows) + ("\n\nCost (NTLM): " + "; ".join(lines) + "." if lines else "")
+
+
+def check_part(runs):
+    names = check_names(runs)
+    return (summary(runs, names) + "\n\n### Report cards\n\nWhat `exsim check-proxy` counted for each check, "
+            "its evidence (the first crossing, when there was one), and why the suite expects that verdict.\n\n" +
+            "\n\n".join(card(doc) for doc in runs))
 
 
 def templates(runs):
@@ -139,11 +142,10 @@ def templates(runs):
 
 def generated(folder):
     runs = load_runs(folder)
-    body = load_part(runs)
+    body = check_part(runs)
     total = sum(doc["seconds"] for doc in runs)
-    how = ("`exsim load --passthrough` through the proxy (the workloads below), then the NTLM one straight "
-           "to be1 for the cost")
-    return (f"{BEGIN}\n\nJudged by {how}; {len(runs)} configurations, {total:.0f} s of suite time in all.\n\n"
+    return (f"{BEGIN}\n\nJudged by `exsim check-proxy`; {len(runs)} configurations, {total:.0f} s of suite time "
+            f"in all. \"pre-flight\": check-proxy stopped before any check (the report card says why).\n\n"
             f"{body}\n\n{templates(runs)}\n\n{END}")
 
 
