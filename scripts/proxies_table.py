@@ -98,7 +98,7 @@ def summary(runs, names):
 def card(doc):
     title = f"#### {doc['version']}, {config_link(doc)}\n\n"
     if doc["check"] is None:
-        return (title + f"`exsim check-proxy` stopped at its pre-flight, before any check: \"{doc['preflight_error']}\"\n"
+        return (title + f"`exsim check-proxy` stopped at its pre-flight, before any check: \"{doc['preflight_error']}\"\n\n"
                 f"Why: {doc['preflight']['why']}.")
     header = ["check", "verdict", "requests", "errors", "leaks", "tampers", "unattributed", "audit cross-user",
               "back-end connections", "handshakes", "evidence", "why (the suite's expectation)"]
