@@ -356,7 +356,7 @@ trace_result run_trace(const trace_options& o) {
     std::vector<std::unique_ptr<backend::server>> backends;
     recorder events;
     proxy::proxy_options po;
-    po.workers = 1;  // deterministic: every client connection on the one worker (DESIGN.md section 9)
+    po.workers = 1;  // deterministic: every client connection on the one worker (docs/design.md section 6)
     po.state_dir = state;
     po.trace = events.sink();
     for (const auto& b : t.backends) {

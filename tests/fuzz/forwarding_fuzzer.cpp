@@ -6,7 +6,7 @@
 // response header. Beyond "no crash, no exception" (the front-end's data path has none):
 //  - the back-end reads back exactly one request: the client's method, the canonical target, one
 //    Host (the back-end's), no Authorization, and of the X-Exsim-* fields only the front-end's
-//    X-Exsim-On-Behalf-Of naming the user it acts for (DESIGN.md section 6: a client cannot spoof
+//    X-Exsim-On-Behalf-Of naming the user it acts for (docs/design.md section 7: a client cannot spoof
 //    it); every other field is one the client sent, unchanged;
 //  - the client gets the back-end's status and end-to-end fields, none of its WWW-Authenticate.
 

@@ -2,7 +2,7 @@
 // throws common::config_error, one line naming the file, the field and the problem; anything else
 // that escapes (another exception, a crash) is a bug, and libFuzzer reports an escaping exception
 // as a crash. What it accepts is
-// valid (DESIGN.md section 10: names, homes, delegates, a policy the front-end can make) and
+// valid (docs/design.md section 2: names, homes, delegates, a policy the front-end can make) and
 // survives being written out and read again unchanged.
 
 #include <algorithm>

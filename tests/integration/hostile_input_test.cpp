@@ -1,4 +1,4 @@
-// Hostile input (issue 5; DESIGN.md section 1: MS02-058 "every byte from the network is hostile",
+// Hostile input (issue 5; docs/design.md section 1: MS02-058 "every byte from the network is hostile",
 // MS04-013 "canonicalize before you route or authorize", MS02-011 "authentication is not
 // authorization"). One table per category, one row per case: the raw bytes written on a fresh
 // connection, then the expected status, a substring of the body, and whether the server closes

@@ -1,4 +1,4 @@
-// The load generator and its leak oracle (DESIGN.md sections 6, 7, 10) against the real realm:
+// The load generator and its leak oracle (docs/design.md sections 2, 7, 8) against the real realm:
 // the same workload through the front-end under each pool policy, straight at a back-end with
 // each mechanism, the open model, thresholds, bad input, and `exsim demo` / `exsim load` as
 // processes.
@@ -447,7 +447,7 @@ TEST(Load, NothingListeningIsOneClearErrorBeforeTheRun) {
 }
 
 // A server that accepts TCP connections and never says a word: the TLS handshake of a request
-// to it must end at the request's timeout (DESIGN.md section 9: timeouts on every read, write,
+// to it must end at the request's timeout (docs/design.md section 6: timeouts on every read, write,
 // connect and handshake), not wait forever.
 class silent_server {
 public:

@@ -1,4 +1,4 @@
-// The front-end's pool policies against the real back-ends (DESIGN.md sections 1, 5, 6): each
+// The front-end's pool policies against the real back-ends (docs/design.md sections 1, 5, 7): each
 // test counts what the back-end's audit log says it served, and what the proxy's metrics say it
 // decided. A test that finds no leak under a safe policy is paired with one that finds leaks
 // under `legacy` with the same workload: the oracle must be able to fail.
@@ -122,7 +122,7 @@ TEST(ProxyLegacy, WithAnNtlmOnlyBackendLetsDaveSendMailAsCarol) {
     EXPECT_EQ(metric(*p, &worker_metrics::connections_opened), 1);
 }
 
-// "Negotiate that picks NTLM" (DESIGN.md section 3): a back-end that offers Negotiate but has no
+// "Negotiate that picks NTLM" (docs/design.md section 3): a back-end that offers Negotiate but has no
 // Kerberos key. The connection is NTLM-bound, and legacy hands it to the next user.
 TEST(ProxyLegacy, WithNegotiateThatPickedNtlmServesBobTheMailboxOfAlice) {
     auto no_key = realm_environment::get().start_backend("be1", /*with_keytab=*/false);

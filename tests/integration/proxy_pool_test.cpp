@@ -1,4 +1,4 @@
-// The front-end's pool mechanics (DESIGN.md section 5): a connection the back-end closed while
+// The front-end's pool mechanics (docs/design.md section 5): a connection the back-end closed while
 // idle is noticed (and a send is never sent twice), and a bounded wait queue answers 503 with
 // its reason when the cap is reached.
 

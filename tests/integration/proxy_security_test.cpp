@@ -1,4 +1,4 @@
-// The front-end's defences (DESIGN.md sections 1 and 5): the user's login, never downgrading
+// The front-end's defences (docs/design.md sections 1 and 5): the user's login, never downgrading
 // silently (require_kerberos, TLS 1.2+), canonical targets (MS04-013), what it forwards, and the
 // leak guard. Each test counts the back-end's audit lines and the proxy's metrics.
 

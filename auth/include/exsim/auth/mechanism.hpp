@@ -21,7 +21,7 @@ std::string_view scheme_name(scheme s);
 std::optional<scheme> parse_scheme(std::string_view name);  // case-insensitive
 
 // The mechanism that really authenticated. NTLM, whichever scheme carried it, authenticates
-// the connection rather than the request (DESIGN.md section 3).
+// the connection rather than the request (docs/design.md section 3).
 enum class mechanism { none, kerberos, ntlm };
 std::string_view mechanism_name(mechanism m);
 

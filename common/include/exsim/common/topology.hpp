@@ -91,7 +91,7 @@ topology parse_topology(std::string_view json_text, std::string_view source);
 topology load_topology(const std::filesystem::path& file);
 std::string to_json(const topology& t);
 
-// The embedded default topology of DESIGN.md section 10: realm EXSIM.TEST, domain EXSIM,
+// The embedded default topology of docs/design.md section 2: realm EXSIM.TEST, domain EXSIM,
 // be1 (Negotiate,NTLM: alice, bob), be2 (NTLM only: carol, dave), passwords "<user>-pw".
 topology default_topology();
 

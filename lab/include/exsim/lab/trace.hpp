@@ -6,7 +6,7 @@
 // the back-end saw and the mailbox it served, and the response that crossed users, marked.
 //
 // Everything runs in this process on loopback: a realm and its KDC, the back-ends and a TLS
-// front-end with one worker (so that the run is deterministic, DESIGN.md section 9) whose trace
+// front-end with one worker (so that the run is deterministic, docs/design.md section 6) whose trace
 // sink (proxy/trace.hpp) records every step. Each user has its own client connection, kept
 // alive over the sequence, as a browser does.
 

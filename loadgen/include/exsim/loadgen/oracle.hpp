@@ -1,5 +1,5 @@
 #pragma once
-// The leak oracle (DESIGN.md section 6), on the load generator's side and on the back-ends'.
+// The leak oracle (docs/design.md section 7), on the load generator's side and on the back-ends'.
 //
 // Each virtual user knows who it is. A response is "served as another user" when its status is
 // below 400 and either the back-end says it authenticated someone else (X-Exsim-Identity), or it

@@ -16,7 +16,7 @@
 
 namespace exsim::proxy {
 
-// How the pool served an acquire (DESIGN.md section 5's table, one label per row outcome).
+// How the pool served an acquire (docs/design.md section 5's table, one label per row outcome).
 enum class reuse_decision : std::size_t {
     new_connection,      // opened a connection to the back-end
     reused_reauth,       // re-used an idle connection and re-authenticated as the current user

@@ -1,5 +1,5 @@
 #pragma once
-// The browser view served by the front-end under /owa/ (DESIGN.md section 7): an OWA-style forms
+// The browser view served by the front-end under /owa/ (docs/design.md section 5): an OWA-style forms
 // login, an inbox, a message view, a compose form and a dashboard of live counters.
 //
 // Pages that show mailbox data never talk to a back-end themselves: they ask the client session

@@ -1,5 +1,5 @@
 #pragma once
-// What the front-end checks in a client request before it routes it (DESIGN.md sections 1, 5):
+// What the front-end checks in a client request before it routes it (docs/design.md sections 1, 5):
 // the request target is canonicalized (MS04-013: canonicalize before you route or authorize),
 // and the Basic credentials are parsed strictly. Both never throw; every byte is hostile.
 

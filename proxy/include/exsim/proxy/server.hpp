@@ -1,5 +1,5 @@
 #pragma once
-// The front-end: a Boost.Beast HTTP/1.1 reverse proxy in front of the back-ends (DESIGN.md
+// The front-end: a Boost.Beast HTTP/1.1 reverse proxy in front of the back-ends (docs/design.md
 // section 5). Each request: parse with limits -> Basic login against the directory ->
 // canonicalize the target -> route to the user's home back-end -> acquire a connection from
 // the back-end's pool (this worker's idle list, else another worker's) -> authenticate to the back-end as the user when the policy says so
