@@ -66,6 +66,19 @@ common::run_result curl_as(const std::string& user, const std::string& url) {
     return common::run_program(*program, {"-s", "-S", "-k", "-D", "-", "-u", user + ":" + user + "-pw", url}, {});
 }
 
+// Waits (2 s at most) until the front-end's metrics say one back-end connection is idle: the
+// one the last request used is back in the pool (it goes back just after the response's last
+// byte, which a fast client on a loaded machine can beat).
+bool one_idle_backend_connection(const std::string& metrics_url, const std::string& policy) {
+    const auto series = "exsim_proxy_backend_connections_idle{policy=\"" + policy + "\"} 1\n";
+    for (int i = 0; i < 100; ++i) {
+        auto m = common::run_program(*common::find_program("curl"), {"-s", metrics_url}, {});
+        if (m.output.find(series) != std::string::npos) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+}
+
 class ExsimUp : public ::testing::Test {
 protected:
     static void SetUpTestSuite() { env_ = bring_up("exsim-up", {}, dir_, process_); }
@@ -212,15 +225,19 @@ protected:
 
 TEST_F(ExsimUpLegacyNtlm, CurlAsBobAfterAliceGetsAlicesInbox) {
     EXPECT_EQ(env_["EXSIM_POLICY"], "legacy");
-    // Three alternations, each curl on a connection of its own (dealt to the workers in turn).
+    // Three alternations, each curl on a connection of its own (dealt to the workers in turn),
+    // bob's once alice's back-end connection is idle again, as for a person typing them.
+    auto idle_again = [&] { return one_idle_backend_connection(env_.at("EXSIM_METRICS_URL"), "legacy"); };
     int bob_as_alice = 0;
     for (int round = 0; round < 3; ++round) {
         auto alice = curl_as("alice", env_.at("EXSIM_PROXY_URL") + "/exchange/");
         EXPECT_EQ(alice.exit_code, 0) << alice.output;
         ASSERT_THAT(alice.output, HasSubstr("X-Exsim-Mailbox: alice"));
+        ASSERT_TRUE(idle_again()) << "alice's back-end connection never went back to the pool";
         auto bob = curl_as("bob", env_.at("EXSIM_PROXY_URL") + "/exchange/");
         EXPECT_EQ(bob.exit_code, 0) << bob.output;
         EXPECT_THAT(bob.output, HasSubstr("HTTP/1.1 200"));
+        ASSERT_TRUE(idle_again());
         if (bob.output.find("X-Exsim-Mailbox: alice") == std::string::npos) continue;
         ++bob_as_alice;
         EXPECT_THAT(bob.output, HasSubstr("\"id\":\"alice."));
@@ -243,6 +260,7 @@ TEST_F(ExsimUpVulnerableScenario, CurlAsBobAfterAliceGetsAlicesInbox) {
     EXPECT_EQ(env_["EXSIM_POLICY"], "legacy");
     auto alice = curl_as("alice", env_.at("EXSIM_PROXY_URL") + "/exchange/");
     ASSERT_THAT(alice.output, HasSubstr("X-Exsim-Mailbox: alice"));
+    ASSERT_TRUE(one_idle_backend_connection(env_.at("EXSIM_METRICS_URL"), "legacy"));
     auto bob = curl_as("bob", env_.at("EXSIM_PROXY_URL") + "/exchange/");
     EXPECT_THAT(bob.output, HasSubstr("X-Exsim-Mailbox: alice")) << "the MS04-002 bug did not show";
 }
