@@ -281,6 +281,8 @@ void add_load(check_run& run, const loadgen::load_result& r) {
 loadgen::load_result run_load_quietly(const loadgen::load_options& l) {
     try {
         return loadgen::run_load(l);
+    } catch (const common::config_error&) {
+        throw;  // a check built wrong options: a bug to see, not a verdict on the proxy
     } catch (const std::runtime_error& e) {
         // The target could not be used at all (the probe's connection failed): counted as one
         // failed request of its own kind, so that the check says BROKEN with the reason.
@@ -665,10 +667,7 @@ check_report run_check_proxy(const check_options& o) {
         if (o.stop && o.stop->load()) break;
         check_result c;
         c.name = spec.name, c.backend = spec.backend, c.title = spec.title;
-        if (!spec.run) {
-            c.verdict = check_verdict::skipped;
-            c.evidence = "not built yet";
-        } else if (none_reached) {
+        if (none_reached) {
             // Successes that no back-end made: every check would only measure the stand-in.
             c.verdict = check_verdict::not_forwarded;
             c.unattributed = unattributed;
