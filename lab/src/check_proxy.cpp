@@ -295,12 +295,15 @@ loadgen::load_result run_load_quietly(const loadgen::load_options& l) {
     }
 }
 
-// 1. alice, then bob, each on a new client connection, alternately.
-void separate_connections(const check_context& ctx, check_run& run) {
-    const auto users = ctx.users_of("be1");
+// The first two users of `backend` in turn, each request on a new client connection, ten rounds:
+// what a proxy that re-uses back-end connections across clients gets wrong whatever the timing.
+void alternate_on_new_connections(const check_context& ctx, check_run& run, const std::string& backend,
+                                  std::optional<auth::initiator_mode> mode) {
+    const auto users = ctx.users_of(backend);
     for (int round = 0; round < 10 && !(ctx.o.stop && ctx.o.stop->load()); ++round) {
         for (const auto& u : {users[0], users[1]}) {
-            auto l = ctx.load("be1", {u});
+            auto l = ctx.load(backend, {u});
+            l.mechanism = mode;
             l.requests = 1;
             l.mix = {1, 0, 0, 0};
             l.seed = ctx.o.seed + static_cast<std::uint64_t>(round);
@@ -308,6 +311,11 @@ void separate_connections(const check_context& ctx, check_run& run) {
             run.users.insert(u);
         }
     }
+}
+
+// 1. alice, then bob, each on a new client connection, alternately.
+void separate_connections(const check_context& ctx, check_run& run) {
+    alternate_on_new_connections(ctx, run, "be1", std::nullopt);
 }
 
 // 2. six users, two kept-alive connections each, the mixed workload.
@@ -399,10 +407,12 @@ void reauth_on_connection(const check_context& ctx, check_run& run) {
     c.close();
 }
 
-// 4, 5, 6: a Negotiate workload at a back-end; `mode` narrows the client's SPNEGO.
+// 4, 5, 6: a Negotiate workload at a back-end (`mode` narrows the client's SPNEGO): the two users
+// in turn on new connections, then every user on two kept-alive connections at once.
 void negotiate_workload(const check_context& ctx, check_run& run, const std::string& backend, auth::initiator_mode mode,
                         const char* mechanism) {
     run.mechanism = mechanism;
+    alternate_on_new_connections(ctx, run, backend, mode);
     const auto users = ctx.users_of(backend);
     auto l = ctx.load(backend, users);
     l.mechanism = mode;
