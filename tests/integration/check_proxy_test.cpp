@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -52,11 +53,16 @@ bool wait_for(const fs::path& file, const std::string& marker, common::child_pro
     return false;
 }
 
-// A stand-in that answers every request with `status` and a JSON body by itself, as a proxy's
-// virtual-host mismatch, cache or error page does: no exsim back-end ever sees the requests.
-class stand_in_server {
+namespace http = boost::beast::http;
+using request_t = http::request<http::string_body>;
+using response_t = http::response<http::string_body>;
+
+// A small HTTP/1.1 server on loopback, one thread per client connection kept alive, answering
+// each request with `handle`: the proxies below that are not exsim's.
+class test_server {
 public:
-    explicit stand_in_server(unsigned status) : status_(status), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    explicit test_server(std::function<response_t(const request_t&)> handle)
+        : handle_(std::move(handle)), acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
         thread_ = std::thread([this] {
             for (;;) {
                 boost::asio::ip::tcp::socket s(io_);
@@ -67,7 +73,7 @@ public:
             }
         });
     }
-    ~stand_in_server() {
+    ~test_server() {
         stopping_ = true;
         boost::system::error_code ec;
         boost::asio::ip::tcp::socket wake(io_);
@@ -78,16 +84,13 @@ public:
 
 private:
     void serve(boost::asio::ip::tcp::socket s) {
-        namespace http = boost::beast::http;
         boost::beast::flat_buffer buffer;
         for (;;) {
-            http::request<http::string_body> req;
+            request_t req;
             boost::system::error_code ec;
             http::read(s, buffer, req, ec);
             if (ec) return;
-            http::response<http::string_body> res{static_cast<http::status>(status_), 11};
-            res.set(http::field::content_type, "application/json");
-            res.body() = R"({"messages":[]})";
+            auto res = handle_(req);
             res.keep_alive(req.keep_alive());
             res.prepare_payload();
             http::write(s, res, ec);
@@ -95,12 +98,47 @@ private:
         }
     }
 
-    unsigned status_;
+    std::function<response_t(const request_t&)> handle_;
     boost::asio::io_context io_;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::atomic<bool> stopping_{false};
     std::thread thread_;
 };
+
+// A stand-in that answers every request with `status` and a JSON body by itself, as a proxy's
+// virtual-host mismatch, cache or error page does: no exsim back-end ever sees the requests.
+std::function<response_t(const request_t&)> answers_by_itself(unsigned status) {
+    return [status](const request_t&) {
+        response_t res{static_cast<http::status>(status), 11};
+        res.set(http::field::content_type, "application/json");
+        res.body() = R"({"messages":[]})";
+        return res;
+    };
+}
+
+// A proxy that forwards each request on a new back-end connection and closes it after the
+// response (by Host, to the back-end's address): correct for request-bound Kerberos, fatal to
+// NTLM, whose handshake legs must share one connection.
+std::function<response_t(const request_t&)> new_connection_per_request(std::map<std::string, std::string> by_host) {
+    return [by_host = std::move(by_host)](const request_t& req) {
+        response_t res{http::status::bad_gateway, 11};
+        const auto it = by_host.find(std::string(req[http::field::host]));
+        if (it == by_host.end()) return res;
+        boost::asio::io_context io;
+        boost::asio::ip::tcp::socket up(io);
+        boost::system::error_code ec;
+        const auto colon = it->second.rfind(':');
+        up.connect({boost::asio::ip::make_address(it->second.substr(0, colon)),
+                    static_cast<unsigned short>(std::stoi(it->second.substr(colon + 1)))}, ec);
+        auto forwarded = req;
+        forwarded.keep_alive(false);
+        if (!ec) http::write(up, forwarded, ec);
+        boost::beast::flat_buffer buffer;
+        response_t answer;
+        if (!ec) http::read(up, buffer, answer, ec);
+        return ec ? res : answer;
+    };
+}
 
 struct exsim_run {
     int exit_code = -1;
@@ -220,7 +258,7 @@ TEST_F(CheckProxy, ExsimFrontEndUnderMs04002IsSafeOnEveryCheck) {
 }
 
 TEST_F(CheckProxy, AStandInThatAnswers200ByItselfIsNotForwardedNeverSafe) {
-    stand_in_server stand_in(200);
+    test_server stand_in(answers_by_itself(200));
     const auto r = check(stand_in.address(), "separate-connections,concurrent-mix,kerberos", "stand-in.json");
     EXPECT_EQ(r.exit_code, 99) << r.output;
     const auto v = verdicts(r);
@@ -230,7 +268,7 @@ TEST_F(CheckProxy, AStandInThatAnswers200ByItselfIsNotForwardedNeverSafe) {
 }
 
 TEST_F(CheckProxy, ExsimLoadAgainstTheStandInReportsUnattributedErrorsNotACleanRun) {
-    stand_in_server stand_in(200);
+    test_server stand_in(answers_by_itself(200));
     const auto r = run_exsim({"load", "--passthrough", "--url", "http://be1.exsim.test", "--connect-to", stand_in.address(),
                               "--config", (dir_ / "state" / "directory.json").string(), "--state-dir",
                               (dir_ / "state").string(), "--requests", "20", "--mix", "list=1"},
@@ -241,6 +279,17 @@ TEST_F(CheckProxy, ExsimLoadAgainstTheStandInReportsUnattributedErrorsNotACleanR
     const auto& total = r.report.at("total").as_object();
     EXPECT_EQ(total.at("errors").as_int64(), 20) << r.output;
     EXPECT_EQ(total.at("errors_by_kind").at("unattributed").as_int64(), 20) << r.output;
+}
+
+TEST_F(CheckProxy, AProxyThatDropsTheBackendConnectionBetweenHandshakeLegsBreaksNtlmNotKerberos) {
+    std::map<std::string, std::string> by_host;
+    for (int i = 1; i <= 4; ++i) by_host[fmt::format("be{}.exsim.test", i)] = env_.at(fmt::format("EXSIM_BACKEND_BE{}_ADDR", i));
+    test_server proxy(new_connection_per_request(by_host));
+    const auto r = check(proxy.address(), "separate-connections,kerberos", "per-request.json");
+    const auto v = verdicts(r);
+    EXPECT_EQ(r.exit_code, 99) << r.output;
+    EXPECT_EQ(v.at("separate-connections"), "BROKEN") << r.output;
+    EXPECT_EQ(v.at("kerberos"), "safe") << r.output;
 }
 
 TEST_F(CheckProxy, NothingListeningIsOneClearErrorBeforeAnyLoad) {
@@ -258,7 +307,7 @@ TEST_F(CheckProxy, TlsWherePlainHttpWasExpectedIsOneClearError) {
 }
 
 TEST_F(CheckProxy, AProxyThatReachesNoBackendIsOneClearErrorNamingTheAddress) {
-    stand_in_server bad_gateway(502);
+    test_server bad_gateway(answers_by_itself(502));
     const auto r = check(bad_gateway.address(), "", "");
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_THAT(r.output, HasSubstr(fmt::format("be1's audit log saw none of the probe's requests: does the proxy "
