@@ -184,7 +184,6 @@ def verdicts(default, **by_check):
     return out
 
 
-NOT_BUILT = ("skipped", "check-proxy does not run this check yet")
 TICKET_PER_REQUEST = ("safe", "every request carries its own Kerberos ticket: the back-end authenticates each one")
 POOLED = "an idle back-end connection, authenticated as whoever used it last, serves the next request"
 PINNED = "a server connection that carried authentication is tied to its client connection"
@@ -193,18 +192,21 @@ NO_ANSWER = ("the probe's handshake never completes: check-proxy's pre-flight re
              "saw none of its requests")
 
 # nginx's keepalive and Apache's pool: every connection-bound authentication crosses users.
-LEAKS = verdicts(("LEAK", POOLED), reauth_on_connection=NOT_BUILT, kerberos=TICKET_PER_REQUEST,
+LEAKS = verdicts(("LEAK", POOLED), kerberos=TICKET_PER_REQUEST,
+                 reauth_on_connection=("safe", "one client connection's requests, one at a time, take the same idle "
+                                               "upstream connection back: the new handshake on it switches it to the "
+                                               "new user before anyone else can have it"),
                  abandoned_handshake=("safe", "a half-done handshake authenticates nobody: the next "
                                               "user is answered 401 and authenticates on it"))
 # HAProxy in either re-use mode.
-HAPROXY = verdicts(("safe", PRIVATE), reauth_on_connection=NOT_BUILT, kerberos=TICKET_PER_REQUEST,
+HAPROXY = verdicts(("safe", PRIVATE), kerberos=TICKET_PER_REQUEST,
                    kerberos_persist=("safe", "the 401 Negotiate before the ticket makes the connection private"))
 
 VARIANTS = {
     "nginx-keepalive": Variant(Nginx, "nginx-keepalive.conf.in", LEAKS),
     "nginx-no-keepalive": Variant(Nginx, "nginx-no-keepalive.conf.in", verdicts(
         ("BROKEN", "a new upstream connection per request: an NTLM handshake's legs never meet"),
-        reauth_on_connection=NOT_BUILT, kerberos=TICKET_PER_REQUEST,
+        kerberos=TICKET_PER_REQUEST,
         kerberos_persist=("safe", "every request reaches a new back-end connection, is answered 401 and "
                                   "carries a ticket again: nothing is kept to re-use"))),
     "haproxy-reuse-safe": Variant(HAProxy, "haproxy-reuse-safe.cfg.in", HAPROXY),
@@ -213,7 +215,7 @@ VARIANTS = {
         "be1's audit log saw none of the probe's requests",
         "to a cache_peer originserver, Squid forwards no Authorization header unless login=PASS/PASSTHRU: "
         + NO_ANSWER)),
-    "squid-passthru": Variant(Squid, "squid-passthru.conf.in", verdicts(("safe", PINNED), reauth_on_connection=NOT_BUILT)),
+    "squid-passthru": Variant(Squid, "squid-passthru.conf.in", verdicts(("safe", PINNED))),
     "squid-passthru-connection-auth-off": Variant(Squid, "squid-passthru-connection-auth-off.conf.in", {}, preflight=(
         "be1's audit log saw none of the probe's requests",
         "connection-auth=off removes the NTLM and Negotiate challenges from the back-ends' 401s: " + NO_ANSWER)),
