@@ -10,6 +10,8 @@
 
 #include <boost/json.hpp>
 
+#include "exsim/common/audit_record.hpp"
+
 namespace exsim::backend {
 
 namespace http = boost::beast::http;
@@ -106,17 +108,6 @@ bool valid_message_id(std::string_view id) {
     const auto owner = owner_of_message_id(id);
     if (owner.empty()) return false;
     return parse_count(id.substr(owner.size() + 1)).has_value();
-}
-
-std::string iso8601_utc(std::int64_t ms_since_epoch) {
-    const std::time_t secs = static_cast<std::time_t>(ms_since_epoch / 1000);
-    const int ms = static_cast<int>(ms_since_epoch % 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms);
-    return buf;
 }
 
 // Folder path segments and the store folders they name.
@@ -566,7 +557,7 @@ mailbox_api::response mailbox_api::do_list(call& c) {
         item["from"] = m.from;
         item["to"] = m.to;
         item["subject"] = m.subject;
-        item["date"] = iso8601_utc(m.created_ms);
+        item["date"] = common::iso8601_utc(m.created_ms);
         arr.push_back(std::move(item));
     }
     o["messages"] = std::move(arr);
@@ -581,7 +572,7 @@ mailbox_api::response mailbox_api::do_list(call& c) {
         for (const auto& m : messages) {
             body += "<tr><td>" + html_escape(m.from) + "</td><td>" + html_escape(m.to) +
                     "</td><td><a href=\"" + html_escape(base + m.id) + "\">" +
-                    html_escape(m.subject) + "</a></td><td>" + iso8601_utc(m.created_ms) +
+                    html_escape(m.subject) + "</a></td><td>" + common::iso8601_utc(m.created_ms) +
                     "</td></tr>\n";
         }
         body += "</table>";
@@ -605,7 +596,7 @@ mailbox_api::response mailbox_api::do_read(call& c) {
     o["from"] = m.from;
     o["to"] = m.to;
     o["subject"] = m.subject;
-    o["date"] = iso8601_utc(m.created_ms);
+    o["date"] = common::iso8601_utc(m.created_ms);
     o["body"] = m.body;
 
     std::string body;
@@ -613,7 +604,7 @@ mailbox_api::response mailbox_api::do_read(call& c) {
         body = "<h1>" + html_escape(m.subject) + "</h1>\n<table>"
                "<tr><th>From</th><td>" + html_escape(m.from) + "</td></tr>"
                "<tr><th>To</th><td>" + html_escape(m.to) + "</td></tr>"
-               "<tr><th>Date</th><td>" + iso8601_utc(m.created_ms) + "</td></tr>"
+               "<tr><th>Date</th><td>" + common::iso8601_utc(m.created_ms) + "</td></tr>"
                "<tr><th>Id</th><td>" + html_escape(m.id) + "</td></tr></table>\n<pre>" +
                html_escape(m.body) + "</pre>\n<p><a href=\"" +
                html_escape(c.folder_url(c.folder->segment)) + "\">Back to " +

@@ -15,18 +15,21 @@ bool is_cross_user(std::string_view identity, std::string_view on_behalf_of, uns
     return !on_behalf_of.empty() && on_behalf_of != identity && status < 400;
 }
 
-std::string iso8601_utc_now() {
-    const auto now = std::chrono::system_clock::now();
-    const auto ms_total =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-    const std::time_t secs = static_cast<std::time_t>(ms_total / 1000);
-    const int ms = static_cast<int>(ms_total % 1000);
+std::string iso8601_utc(std::int64_t ms_since_epoch) {
+    const std::time_t secs = static_cast<std::time_t>(ms_since_epoch / 1000);
+    const int ms = static_cast<int>(ms_since_epoch % 1000);
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char buf[64];
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms);
     return buf;
+}
+
+std::string iso8601_utc_now() {
+    return iso8601_utc(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count());
 }
 
 namespace {

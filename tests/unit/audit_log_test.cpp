@@ -113,6 +113,11 @@ TEST(AuditLog, CrossUserIsTrueOnlyWhenOnBehalfOfNamesSomeoneElse) {
     EXPECT_FALSE(is_cross_user("alice", "bob", 404));
 }
 
+TEST(AuditLog, FormatsOneInstantAsIso8601UtcWithMilliseconds) {
+    EXPECT_EQ(common::iso8601_utc(1714566896789), "2024-05-01T12:34:56.789Z");
+    EXPECT_EQ(common::iso8601_utc(0), "1970-01-01T00:00:00.000Z");
+}
+
 TEST(AuditLog, TimestampIsIso8601UtcWithMilliseconds) {
     const std::string now = iso8601_utc_now();
     EXPECT_TRUE(is_iso8601_utc_ms(now)) << now;

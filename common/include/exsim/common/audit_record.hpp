@@ -42,7 +42,9 @@ struct audit_record {
 // back-end authenticated, and the request was served (status below 400).
 bool is_cross_user(std::string_view identity, std::string_view on_behalf_of, unsigned status) noexcept;
 
-// "2024-05-01T12:34:56.789Z" for now (UTC).
+// "2024-05-01T12:34:56.789Z": the one timestamp format exsim writes (audit records, message
+// dates), UTC with milliseconds; a time before the epoch's millisecond shows .000.
+std::string iso8601_utc(std::int64_t ms_since_epoch);
 std::string iso8601_utc_now();
 
 // One record as one JSON object, without the trailing newline. Bytes of a field that are not
