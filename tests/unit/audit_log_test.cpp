@@ -114,8 +114,8 @@ TEST(AuditLog, CrossUserIsTrueOnlyWhenOnBehalfOfNamesSomeoneElse) {
 }
 
 TEST(AuditLog, FormatsOneInstantAsIso8601UtcWithMilliseconds) {
-    EXPECT_EQ(common::iso8601_utc(1714566896789), "2024-05-01T12:34:56.789Z");
-    EXPECT_EQ(common::iso8601_utc(0), "1970-01-01T00:00:00.000Z");
+    EXPECT_EQ(exsim::common::iso8601_utc(1714566896789), "2024-05-01T12:34:56.789Z");
+    EXPECT_EQ(exsim::common::iso8601_utc(0), "1970-01-01T00:00:00.000Z");
 }
 
 TEST(AuditLog, TimestampIsIso8601UtcWithMilliseconds) {
