@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
 #include <iostream>
 #include <map>
@@ -27,6 +29,8 @@
 #include "exsim/common/log.hpp"
 #include "exsim/common/scenarios.hpp"
 #include "exsim/common/topology.hpp"
+#include "exsim/capture/recorder.hpp"
+#include "exsim/lab/capture_notes.hpp"
 #include "exsim/lab/check_proxy.hpp"
 #include "exsim/lab/demo.hpp"
 #include "exsim/lab/endpoints.hpp"
@@ -174,8 +178,16 @@ void apply_frontend_options(common::topology& t, const frontend_options& f) {
     if (ec) throw common::config_error(fmt::format("--address: '{}' is not an IP address", f.address));
 }
 
+// Numbers from the command line are read signed (program_options wraps "-1" into a huge
+// unsigned) and checked here, naming the option.
+std::size_t count_option(const char* name, long long v, long long lo, long long hi) {
+    if (v < lo || v > hi) throw common::config_error(fmt::format("--{}: {} is not within {}..{}", name, v, lo, hi));
+    return static_cast<std::size_t>(v);
+}
+
 std::unique_ptr<proxy::server> make_frontend(const common::topology& t, const frontend_options& f,
-                                             const fs::path& state, std::map<std::string, std::string> backends) {
+                                             const fs::path& state, std::map<std::string, std::string> backends,
+                                             const std::function<void(proxy::proxy_options&)>& adjust = {}) {
     proxy::proxy_options o;
     o.address = f.address;
     o.admin_address = f.address;
@@ -186,6 +198,7 @@ std::unique_ptr<proxy::server> make_frontend(const common::topology& t, const fr
     o.state_dir = state;
     o.backends = std::move(backends);
     if (!f.tls_cert.empty()) o.tls = proxy::tls_files{f.tls_cert, f.tls_key};
+    if (adjust) adjust(o);
     return std::make_unique<proxy::server>(t, o);
 }
 
@@ -263,17 +276,59 @@ int cmd_backend(const std::vector<std::string>& args) {
     return wait_for_stop(signals);
 }
 
+// exsim up --capture: the recorder, opened before anything starts, and a thread that flushes
+// it twice a second so that a file opened mid-run is readable.
+struct live_capture {
+    std::string file;
+    long long max_mib = 64;
+    bool force = false;
+
+    std::optional<capture::recorder> recorder;
+    std::optional<lab::capture_notes> notes;
+    std::jthread flusher;
+
+    void open(const std::string& source) {
+        if (file.empty()) return;
+        const auto mib = count_option("capture-max-mib", max_mib, 1, 1 << 20);
+        recorder.emplace(capture::recorder_options{file, "--capture", force, mib << 20,
+                                                   fmt::format("exsim up: {}", source)});
+        notes.emplace(*recorder);
+        flusher = std::jthread([this](std::stop_token stop) {
+            while (!stop.stop_requested()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                recorder->flush();
+            }
+        });
+    }
+    void connect(proxy::proxy_options& o) {
+        if (!recorder) return;
+        o.tap = &*recorder;
+        o.trace = notes->sink();
+    }
+};
+
 int cmd_up(const std::vector<std::string>& args) {
     common_options o;
     frontend_options f;
+    live_capture capture;
     std::size_t threads = 2;
     po::options_description d("exsim up");
     add_common(d, o);
     add_frontend(d, f);
-    d.add_options()("threads", po::value(&threads)->default_value(2), "worker threads per back-end");
-    if (!parse(args, d, "up")) return 0;
+    d.add_options()("threads", po::value(&threads)->default_value(2), "worker threads per back-end")(
+        "capture", po::value(&capture.file),
+        "record the front-end's client and back-end connections to FILE (pcapng, narrated in packet comments)")(
+        "capture-max-mib", po::value(&capture.max_mib)->default_value(capture.max_mib),
+        "stop recording when the capture reaches this many MiB")(
+        "force", po::bool_switch(&capture.force), "overwrite the --capture file if it exists");
+    po::variables_map vm;
+    if (!parse(args, d, "up", &vm)) return 0;
+    if (!vm.count("capture") && (capture.force || !vm["capture-max-mib"].defaulted()))
+        throw usage_error("exsim up: --force and --capture-max-mib apply to --capture, which is not given");
+    if (vm.count("capture") && capture.file.empty()) throw common::config_error("--capture: an empty file name");
     auto t = load(o);
     apply_frontend_options(t, f);
+    capture.open(topology_source(o));
     auto signals = block_stop_signals();
     const fs::path state = fs::absolute(o.state_dir);
     fs::create_directories(state);
@@ -288,7 +343,7 @@ int cmd_up(const std::vector<std::string>& args) {
         backends.back()->start();
         addresses[b.name] = fmt::format("127.0.0.1:{}", backends.back()->port());
     }
-    auto frontend = make_frontend(t, f, state, addresses);
+    auto frontend = make_frontend(t, f, state, addresses, [&](proxy::proxy_options& po) { capture.connect(po); });
     frontend->start();
 
     const auto directory = state / "directory.json";
@@ -305,6 +360,7 @@ int cmd_up(const std::vector<std::string>& args) {
     }
     env += fmt::format("export EXSIM_PROXY_URL={}\nexport EXSIM_METRICS_URL={}\nexport EXSIM_POLICY={}\n",
                        frontend->url(), frontend->metrics_url(), frontend->policy());
+    if (capture.recorder) env += fmt::format("export EXSIM_CAPTURE={}\n", fs::absolute(capture.file).string());
     const auto env_file = state / "endpoints.env";
     write_file(env_file, env);
     common::logger("exsim")->info("everything listens; wrote {}", env_file.string());
@@ -313,6 +369,11 @@ int cmd_up(const std::vector<std::string>& args) {
     frontend->stop();
     for (auto& be : backends) be->stop();
     r.stop_kdc();
+    if (capture.recorder) {
+        capture.flusher = {};
+        capture.recorder->flush();
+        std::cerr << lab::capture_hint(capture.file, capture.recorder->written().frames);
+    }
     return 0;
 }
 
@@ -388,13 +449,6 @@ struct report_options {
 void add_reports(po::options_description& d, report_options& r) {
     d.add_options()("json", po::value(&r.json), "write the results as JSON to FILE")(
         "html", po::value(&r.html), "write a self-contained HTML report with charts to FILE");
-}
-
-// Numbers from the command line are read signed (program_options wraps "-1" into a huge
-// unsigned) and checked here, naming the option.
-std::size_t count_option(const char* name, long long v, long long lo, long long hi) {
-    if (v < lo || v > hi) throw common::config_error(fmt::format("--{}: {} is not within {}..{}", name, v, lo, hi));
-    return static_cast<std::size_t>(v);
 }
 
 double number_option(const char* name, double v, double lo, double hi) {
@@ -518,8 +572,8 @@ int cmd_trace(const std::vector<std::string>& args) {
     common_options o;
     o.log_level = "error";
     frontend_options f;
-    std::string steps, color = "auto";
-    bool as_json = false;
+    std::string steps, color = "auto", pcap;
+    bool as_json = false, force = false;
     po::options_description d("exsim trace");
     d.add_options()("help,h", "show this help")(
         "config", po::value(&o.config), "topology JSON file (default: the embedded default topology)")(
@@ -533,6 +587,8 @@ int cmd_trace(const std::vector<std::string>& args) {
         "json", po::bool_switch(&as_json), "print a JSON document instead of the narration")(
         "color", po::value(&color)->default_value(color), "auto (on a terminal) | always | never")(
         "state-dir", po::value<std::string>(), "keep the realm, stores and audit logs here (default: a temporary folder)")(
+        "pcap", po::value(&pcap), "also write every connection of the trace to FILE (pcapng, narrated in packet comments)")(
+        "force", po::bool_switch(&force), "overwrite the --pcap file if it exists")(
         "log-level", po::value(&o.log_level)->default_value(o.log_level), "trace|debug|info|warn|error");
     po::variables_map vm;
     if (!parse(args, d, "trace", &vm)) return 0;
@@ -544,9 +600,21 @@ int cmd_trace(const std::vector<std::string>& args) {
     t.source = topology_source(o);
     if (vm.count("steps")) t.requests = lab::parse_trace_steps(steps, t.topology);
     if (vm.count("state-dir")) t.state_dir = vm["state-dir"].as<std::string>();
+    std::optional<capture::recorder> recorder;
+    if (vm.count("pcap")) {
+        if (pcap.empty()) throw common::config_error("--pcap: an empty file name");
+        t.pcap = &recorder.emplace(capture::recorder_options{
+            pcap, "--pcap", force, 0, fmt::format("exsim trace: {}, policy {}", t.source, t.topology.frontend.policy)});
+    } else if (force) {
+        throw usage_error("exsim trace: --force applies to --pcap, which is not given");
+    }
     const auto result = lab::run_trace(t);
     const bool tty = color == "always" || (color == "auto" && isatty(STDOUT_FILENO) && !std::getenv("NO_COLOR"));
     std::cout << (as_json ? lab::trace_json(result) : lab::trace_text(result, tty)) << std::flush;
+    if (recorder) {
+        recorder->flush();
+        std::cerr << lab::capture_hint(pcap, recorder->written().frames);
+    }
     return 0;
 }
 

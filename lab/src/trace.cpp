@@ -24,6 +24,7 @@
 #include "exsim/backend/server.hpp"
 #include "exsim/common/base64.hpp"
 #include "exsim/proxy/server.hpp"
+#include "exsim/lab/capture_notes.hpp"
 #include "exsim/lab/temporary_folder.hpp"
 
 namespace exsim::lab {
@@ -335,7 +336,20 @@ std::string event_text(const proxy::trace_event& e, const style& st) {
     return {};
 }
 
+// The client connection's side of a step in the capture: the request and what it got.
+void note_step(capture::recorder& pcap, const trace_step& s, std::size_t number) {
+    if (!s.client) return;
+    const auto name = fmt::format("client#{}", s.client);
+    pcap.note_last(name, true, fmt::format("step {}: {} {} {} (decrypted: this client connection is TLS)", number,
+                                           s.request.user, s.request.method, s.request.path));
+    pcap.note_last(name, false,
+                   s.cross_user ? fmt::format("CROSS-USER: {} was served {}'s mailbox", s.request.user, s.mailbox)
+                                : fmt::format("{} {}: mailbox {}", s.status, s.request.user, s.mailbox.empty() ? "-" : s.mailbox));
+}
+
 }  // namespace
+
+std::string event_line(const proxy::trace_event& e) { return event_text(e, style{false}); }
 
 trace_result run_trace(const trace_options& o) {
     const auto& t = o.topology;
@@ -358,7 +372,9 @@ trace_result run_trace(const trace_options& o) {
     proxy::proxy_options po;
     po.workers = 1;  // deterministic: every client connection on the one worker (docs/design.md section 6)
     po.state_dir = state;
-    po.trace = events.sink();
+    std::optional<capture_notes> notes;
+    if (o.pcap) po.tap = o.pcap;
+    po.trace = o.pcap ? notes.emplace(*o.pcap).sink(events.sink()) : events.sink();
     for (const auto& b : t.backends) {
         auto bo = backend::realm_backend_options(t, realm, b.name, state);
         bo.reset_store = true;
@@ -389,12 +405,14 @@ trace_result run_trace(const trace_options& o) {
         else s.error = res.body().substr(0, 300);
         s.events = events.take();
         summarize(s);
+        if (o.pcap) note_step(*o.pcap, s, r.steps.size() + 1);
         r.steps.push_back(std::move(s));
     }
     clients.clear();
     frontend.stop();
     for (auto& b : backends) b->stop();
     realm.stop_kdc();
+    if (o.pcap) o.pcap->flush();
     r.explanation = explain(r);
     return r;
 }

@@ -41,6 +41,7 @@ backend_connection::backend_connection(backend_pool& o, net::any_io_executor ex,
 
 backend_connection::~backend_connection() {
     if (handed_over) return;
+    if (stream.tap) stream.tap.tap->closed(stream.tap.handle);
     boost::system::error_code ec;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
     stream.close();
@@ -254,6 +255,7 @@ conn_ptr backend_pool::adopt(conn_ptr other) {
     c->requests = other->requests;
     c->created = other->created;
     c->last_used = other->last_used;
+    c->stream.tap = other->stream.tap;
     other.reset();
     c->stream.socket().assign(endpoint_.protocol(), fd, ec);
     if (ec) {
@@ -360,6 +362,13 @@ net::awaitable<acquire_result> backend_pool::open() {
         co_return r;
     }
     r.conn->stream.socket().set_option(net::ip::tcp::no_delay(true));
+    if (tap) {
+        const auto& socket = r.conn->stream.socket();
+        boost::system::error_code local_ec;
+        const auto local = socket.local_endpoint(local_ec);
+        if (!local_ec)
+            r.conn->stream.tap = {tap, tap->opened(backend_.name + "#" + std::to_string(r.conn->id), local, endpoint_), true};
+    }
     r.decision = reuse_decision::new_connection;
     co_return r;
 }

@@ -35,8 +35,10 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "exsim/common/topology.hpp"
+#include "exsim/common/wire_tap.hpp"
 #include "exsim/proxy/metrics.hpp"
 #include "exsim/proxy/policy.hpp"
+#include "tapped_stream.hpp"
 
 namespace exsim::proxy {
 
@@ -68,7 +70,7 @@ struct backend_connection {
 
     backend_pool& owner;  // the pool of the worker whose io_context its stream runs on
     std::uint64_t id;     // unique per back-end over every worker; kept by a takeover
-    boost::beast::tcp_stream stream;
+    tapped<boost::beast::tcp_stream> stream;  // tells the server's wire tap, if any, what crosses
     // Lent by the pool from acquire() to release(): an idle or pinned connection holds none.
     std::unique_ptr<exchange_buffers> io;
     auth::mechanism mechanism = auth::mechanism::none;  // how the last handshake on it ended
@@ -174,6 +176,10 @@ public:
 
     const common::backend_config& backend() const { return backend_; }
     const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
+
+    // Where the connections it opens report their bytes (exsim trace --pcap, up --capture); set
+    // before the workers start.
+    common::wire_tap* tap = nullptr;
 
 private:
     friend struct backend_connection;

@@ -112,9 +112,11 @@ enum class exchange_end {
 };
 
 // One client connection: reads requests one after the other and serves each (HTTP/1.1 has no
-// pipelining worth supporting here). Stream is beast::tcp_stream or tls_stream.
+// pipelining worth supporting here). Stream is tapped<beast::tcp_stream> or tapped<tls_stream>.
 template <class Stream>
 class client_session {
+    static constexpr bool plain = std::is_base_of_v<beast::tcp_stream, Stream>;
+
 public:
     client_session(Stream stream, worker& w, server::impl& srv, std::uint64_t id)
         : stream_(std::move(stream)), worker_(w), srv_(srv), id_(id) {}
@@ -122,12 +124,13 @@ public:
     ~client_session() {
         for (auto& [name, pool] : worker_.pools) pool->client_closed(id_);
         add(worker_.metrics.active_clients, -1);
+        if (stream_.tap) stream_.tap.tap->closed(stream_.tap.handle);
     }
 
     awaitable<void> run() {
         add(worker_.metrics.client_connections);
         add(worker_.metrics.active_clients, 1);
-        if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+        if constexpr (!plain) {
             stream_.expires_after(limits().tls_handshake_timeout);
             auto [ec] = co_await stream_.async_handshake(nothrow);
             if (ec) {
@@ -137,7 +140,7 @@ public:
         }
         while (co_await serve_one()) {
         }
-        if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+        if constexpr (!plain) {
             stream_.expires_after(std::chrono::seconds(1));
             co_await stream_.async_shutdown(nothrow);
         }
@@ -292,7 +295,7 @@ private:
     // The header is the proxy's: a back-end's own is replaced, or dropped.
     template <class Header>
     static void mark_tls_only(Header& h) {
-        if constexpr (std::is_same_v<Stream, beast::tcp_stream>)
+        if constexpr (plain)
             h.erase(http::field::strict_transport_security);
         else
             h.set(http::field::strict_transport_security, "max-age=63072000");
@@ -605,6 +608,7 @@ private:
                 e.offers = ch.offers;
                 if (ours && ch.token) e.scheme = auth::scheme_name(*ours);
                 if (ch.token) e.token = *ch.token;
+                e.mailbox = std::string(res["X-Exsim-Mailbox"]);
             });
 
             if (res.result() != http::status::unauthorized) {
@@ -995,8 +999,19 @@ private:
     owa::backend_reply* capture_ = nullptr;  // set while a browser-view page's request runs
 };
 
+// The client connection's place in the wire tap, if there is one: its decrypted HTTP, on the
+// addresses and ports it has.
+tap_point client_tap(common::wire_tap* tap, const tcp::socket& socket, std::uint64_t id) {
+    if (!tap) return {};
+    beast::error_code ec;
+    const auto client = socket.remote_endpoint(ec);
+    const auto local = ec ? tcp::endpoint() : socket.local_endpoint(ec);
+    if (ec) return {};
+    return {tap, tap->opened("client#" + std::to_string(id), client, local), false};
+}
+
 template <class Stream>
-awaitable<void> serve(std::unique_ptr<client_session<Stream>> session) {
+awaitable<void> serve(std::unique_ptr<client_session<tapped<Stream>>> session) {
     co_await session->run();
 }
 
@@ -1013,15 +1028,21 @@ void server::impl::on_accept(worker& w, tcp::socket socket) {
             log->error("client {}: {}", id, x.what());
         }
     };
+    const auto tap = client_tap(options.tap, socket, id);
     if (tls) {
         try {
-            auto s = std::make_unique<client_session<tls_stream>>(tls_stream(std::move(socket), *tls), w, *this, id);
+            tapped<tls_stream> stream(tls_stream(std::move(socket), *tls));
+            stream.tap = tap;
+            auto s = std::make_unique<client_session<tapped<tls_stream>>>(std::move(stream), w, *this, id);
             net::co_spawn(w.ioc, serve(std::move(s)), report);
         } catch (const std::exception& e) {
             log->error("client {}: {}", id, e.what());
+            if (tap) tap.tap->closed(tap.handle);
         }
     } else {
-        auto s = std::make_unique<client_session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), w, *this, id);
+        tapped<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)));
+        stream.tap = tap;
+        auto s = std::make_unique<client_session<tapped<beast::tcp_stream>>>(std::move(stream), w, *this, id);
         net::co_spawn(w.ioc, serve(std::move(s)), report);
     }
 }
@@ -1087,6 +1108,7 @@ server::server(const common::topology& topology, proxy_options options)
                                                        w->metrics, w->ioc.get_executor(),
                                                        s.options.limits.connect_timeout, w->pins_per_client, group);
             group.members.push_back(part.get());
+            part->tap = s.options.tap;
             w->pools.emplace(b.name, std::move(part));
         }
         s.workers.push_back(std::move(w));

@@ -4,7 +4,8 @@
 #
 #   app ──> lab ──> loadgen ──┐
 #            │ └──> proxy ────┼──> auth ──> common
-#            └────> backend ──┘
+#            ├────> backend ──┘              ▲
+#            └────> capture ─────────────────┘
 #
 # The load generator is a client: it knows the front-end and the back-ends only over HTTP and
 # reads the audit log as data (its format lives in common/). Nothing below lab/ knows lab/.
@@ -19,10 +20,11 @@ declare -A allowed=(
   [backend_sim]="backend auth common"
   [proxy]="proxy auth common"
   [loadgen]="loadgen auth common"
-  [lab]="lab loadgen proxy backend auth common"
-  [app]="lab loadgen proxy backend auth common"
+  [capture]="capture common"
+  [lab]="lab loadgen proxy backend capture auth common"
+  [app]="lab loadgen proxy backend capture auth common"
 )
-parts="common auth backend proxy loadgen lab"
+parts="common auth backend proxy loadgen capture lab"
 
 failures=0
 for folder in "${!allowed[@]}"; do

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "exsim/capture/recorder.hpp"
 #include "exsim/common/topology.hpp"
 #include "exsim/proxy/trace.hpp"
 
@@ -36,6 +37,9 @@ struct trace_options {
     std::string source;                   // what it came from, for the header: "scenario ...", a file
     std::vector<trace_request> requests;  // empty: the first two users of the first back-end, twice
     std::filesystem::path state_dir;      // empty: a temporary folder, removed afterwards
+    // --pcap: every client and back-end connection of the trace, with the narration as packet
+    // comments (capture_notes.hpp); null: none.
+    capture::recorder* pcap = nullptr;
 };
 
 struct trace_step {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "exsim/common/topology.hpp"
+#include "exsim/common/wire_tap.hpp"
 #include "exsim/proxy/metrics.hpp"
 #include "exsim/proxy/tls.hpp"
 #include "exsim/proxy/trace.hpp"
@@ -54,6 +55,9 @@ struct proxy_options {
     std::filesystem::path state_dir;
     proxy_limits limits;
     trace_sink trace;                        // each step of each request (exsim trace); empty: off
+    // Told every client and back-end connection's bytes (exsim trace --pcap, exsim up --capture);
+    // null: off. Must outlive the server.
+    common::wire_tap* tap = nullptr;
 };
 
 class server {

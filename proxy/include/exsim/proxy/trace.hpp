@@ -43,6 +43,7 @@ struct trace_event {
     std::vector<std::uint8_t> token;
     unsigned status = 0;
     std::vector<std::string> offers;
+    std::string mailbox;  // answer: the X-Exsim-Mailbox it names ("" when none)
 
     auth::mechanism mechanism = auth::mechanism::none;  // authenticated
 

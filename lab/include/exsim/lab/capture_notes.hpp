@@ -1,0 +1,49 @@
+#pragma once
+// The narration of a capture (exsim trace --pcap, exsim up --capture): turns the front-end's
+// trace events (proxy/trace.hpp) into packet comments on the back-end connections' frames, so
+// that Wireshark's packet comments (frame.comment) tell the story beside the bytes:
+//
+//   - a request's first segment: whose request it is, how its connection was obtained, who the
+//     back-end holds it as, whether the policy asks for a handshake, and the Authorization sent;
+//   - a response's first segment: the status, what was offered, and the mailbox it served: the
+//     user's own, or "CROSS-USER: served alice's mailbox to bob".
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "exsim/capture/recorder.hpp"
+#include "exsim/proxy/trace.hpp"
+
+namespace exsim::lab {
+
+class capture_notes {
+public:
+    explicit capture_notes(capture::recorder& r) : recorder_(r) {}
+
+    // A sink that comments the capture, then passes each event on to `next` (if set).
+    proxy::trace_sink sink(proxy::trace_sink next = {});
+
+    // "be1#3": the name a back-end connection has in the capture.
+    static std::string connection_name(const proxy::trace_event& e);
+
+private:
+    void note(const proxy::trace_event& e);
+
+    capture::recorder& recorder_;
+    std::mutex mutex_;
+    std::unordered_map<std::string, std::string> obtained_;  // connection -> how, until its first leg
+};
+
+// A trace event as one line of plain text (the narration `exsim trace` prints).
+std::string event_line(const proxy::trace_event& e);
+
+// What to tell the user about a capture written: its frames, and the tshark lines that show the
+// crossing.
+std::string capture_hint(const std::string& file, std::uint64_t frames);
+
+// Whose mailbox an answer served, against the user the front-end served: "" when it names none.
+std::string served_line(const proxy::trace_event& answer);
+
+}  // namespace exsim::lab
