@@ -277,7 +277,8 @@ int cmd_backend(const std::vector<std::string>& args) {
 }
 
 // exsim up --capture: the recorder, opened before anything starts, and a thread that flushes
-// it twice a second so that a file opened mid-run is readable.
+// it twice a second so that a file opened mid-run is readable (all but the last 100 ms, so that
+// a response's comment still finds its first frame).
 struct live_capture {
     std::string file;
     long long max_mib = 64;
@@ -296,7 +297,7 @@ struct live_capture {
         flusher = std::jthread([this](std::stop_token stop) {
             while (!stop.stop_requested()) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(500));
-                recorder->flush();
+                recorder->flush(std::chrono::milliseconds(100));  // an answer's note comes within microseconds
             }
         });
     }

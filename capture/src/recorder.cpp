@@ -1,6 +1,7 @@
 #include "exsim/capture/recorder.hpp"
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -135,8 +136,8 @@ void recorder::note_last(const std::string& name, bool from_opener, const std::s
     }
 }
 
-void recorder::write_pending() {
-    for (; !pending_.empty(); pending_.pop_front(), ++first_pending_) {
+void recorder::write_pending(std::uint64_t until_micros) {
+    for (; !pending_.empty() && pending_.front().micros <= until_micros; pending_.pop_front(), ++first_pending_) {
         if (written_.full) continue;
         const auto& f = pending_.front();
         const auto block = pcapng::enhanced_packet(f.bytes, f.micros, f.comment);
@@ -154,9 +155,10 @@ void recorder::write_pending() {
     }
 }
 
-void recorder::flush() {
+void recorder::flush(std::chrono::milliseconds settle) {
     std::lock_guard lock(mutex_);
-    write_pending();
+    const auto settled = static_cast<std::uint64_t>(std::chrono::microseconds(settle).count());
+    write_pending(now_micros() - std::min(now_micros(), settled));
     std::fflush(file_);
 }
 

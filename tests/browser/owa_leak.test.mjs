@@ -13,9 +13,9 @@
 // usage: node owa_leak.test.mjs [scenario ...]   (default: both). Exit code 0: passed.
 // Environment: EXSIM_BINARY (default <repo>/build/dev/app/exsim), CHROMIUM (default /usr/bin/chromium).
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,7 +38,8 @@ function fail(message) {
 async function startExsim(scenario, state) {
   const log = [];
   const child = spawn(exsim, ["up", "--config", join(repo, "configs", `${scenario}.json`), "--state-dir", state,
-                              "--workers", "1"], { stdio: ["ignore", "pipe", "pipe"] });
+                              "--workers", "1", "--capture", join(state, "capture.pcapng")],
+                      { stdio: ["ignore", "pipe", "pipe"] });
   child.stdout.on("data", (d) => log.push(String(d)));
   child.stderr.on("data", (d) => log.push(String(d)));
   const exited = new Promise((done) => child.on("exit", (code, signal) => done({ code, signal })));
@@ -65,6 +66,19 @@ async function stopExsim(child) {
     child.kill("SIGKILL");
     await child.exited;
   }
+}
+
+// The capture `exsim up --capture` is writing, read by tshark while exsim runs: the narration's
+// comments on the back-end responses that crossed users, and the NTLM logins by TCP stream.
+async function readCapture(file) {
+  await sleep(1_000);  // flushed twice a second
+  const tshark = (filter, ...fields) =>
+    execFileSync("tshark", ["-r", file, "-Y", filter, "-T", "fields", ...fields.flatMap((f) => ["-e", f])],
+                 { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split("\n").filter((l) => l !== "");
+  const crossed = tshark("frame.comment contains \"CROSS-USER: served alice's mailbox to bob\"", "tcp.stream");
+  const logins = new Map(tshark("ntlmssp.messagetype == 3", "tcp.stream", "ntlmssp.auth.username")
+    .map((l) => l.split("\t")));
+  return { crossed, logins };
 }
 
 // Logs in through the form; the login lands on the inbox page, which is returned.
@@ -142,6 +156,16 @@ async function runScenario(browser, scenario) {
     await dash.screenshot({ path: join(shots, `${scenario}-dashboard.png`), fullPage: true });
     console.log(`${scenario}: dashboard: cross-user responses ${counted}`);
     if (counted !== leaks) problems.push(`the dashboard counts ${counted} cross-user responses, the pages showed ${leaks}`);
+
+    const capture = await readCapture(join(state, "capture.pcapng"));
+    await copyFile(join(state, "capture.pcapng"), join(shots, `${scenario}.pcapng`));
+    console.log(`${scenario}: capture: ${capture.crossed.length} back-end responses commented CROSS-USER, ` +
+                `NTLM logins by stream ${JSON.stringify([...capture.logins])} (${join(shots, `${scenario}.pcapng`)})`);
+    if (capture.crossed.length !== leaks)
+      problems.push(`the capture comments ${capture.crossed.length} crossings, the pages showed ${leaks}`);
+    for (const stream of capture.crossed)
+      if (capture.logins.get(stream) !== "alice")
+        problems.push(`a crossing on tcp.stream ${stream}, which alice's NTLM login did not open`);
 
     if (vulnerable && leaks === 0) problems.push("bob never saw alice's mailbox: the demonstration of the bug failed");
     if (!vulnerable && leaks > 0) problems.push(`bob saw alice's mailbox ${leaks} times under the fix`);

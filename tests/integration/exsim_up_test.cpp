@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "exsim/common/process.hpp"
+#include "tshark.hpp"
 
 namespace exsim::testing {
 namespace {
@@ -263,6 +264,48 @@ TEST_F(ExsimUpVulnerableScenario, CurlAsBobAfterAliceGetsAlicesInbox) {
     ASSERT_TRUE(one_idle_backend_connection(env_.at("EXSIM_METRICS_URL"), "legacy"));
     auto bob = curl_as("bob", env_.at("EXSIM_PROXY_URL") + "/exchange/");
     EXPECT_THAT(bob.output, HasSubstr("X-Exsim-Mailbox: alice")) << "the MS04-002 bug did not show";
+}
+
+// The same under `exsim up --capture`: the file, read while exsim still runs (it is flushed
+// twice a second), shows the crossing to tshark: bob's request with no Authorization on the
+// stream alice's NTLM AUTHENTICATE opened, answered with her mailbox, and the comment that says so.
+class ExsimUpCapture : public ExsimUpLegacyNtlm {
+protected:
+    static fs::path file() { return fs::temp_directory_path() / fmt::format("exsim-up-capture-{}.pcapng", getpid()); }
+    static void SetUpTestSuite() {
+        fs::remove(file());
+        env_ = bring_up("exsim-up-capture", {"--scenario", "ms04-002-vulnerable", "--capture", file().string()}, dir_,
+                        process_);
+    }
+    static void TearDownTestSuite() {
+        ExsimUpLegacyNtlm::TearDownTestSuite();
+        fs::remove(file());
+    }
+};
+
+TEST_F(ExsimUpCapture, TsharkSeesBobServedAliceOnTheStreamOfHerLoginWhileExsimRuns) {
+    EXPECT_EQ(env_["EXSIM_CAPTURE"], file().string());
+    auto alice = curl_as("alice", env_.at("EXSIM_PROXY_URL") + "/exchange/");
+    ASSERT_THAT(alice.output, HasSubstr("X-Exsim-Mailbox: alice"));
+    ASSERT_TRUE(one_idle_backend_connection(env_.at("EXSIM_METRICS_URL"), "legacy"));
+    auto bob = curl_as("bob", env_.at("EXSIM_PROXY_URL") + "/exchange/");
+    ASSERT_THAT(bob.output, HasSubstr("X-Exsim-Mailbox: alice"));
+
+    const std::string bobs = "http.request && !http.authorization && http.request.line contains \"On-Behalf-Of: bob\"";
+    std::vector<std::vector<std::string>> requests;
+    for (int i = 0; i < 50 && requests.empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        requests = tshark_rows(file(), bobs, {"tcp.stream", "frame.number"});
+    }
+    ASSERT_EQ(requests.size(), 1u) << "bob's request never reached the capture";
+    const auto stream = requests[0][0], frame = requests[0][1];
+    const auto logins = tshark_rows(file(), "ntlmssp.messagetype == 3 && tcp.stream == " + stream, {"ntlmssp.auth.username"});
+    ASSERT_EQ(logins.size(), 1u);
+    EXPECT_EQ(logins[0][0], "alice");
+    const auto answer = tshark_rows(file(), "http.response && http.request_in == " + frame, {"http.response.line", "frame.comment"});
+    ASSERT_EQ(answer.size(), 1u);
+    EXPECT_THAT(answer[0][0], HasSubstr("X-Exsim-Mailbox: alice"));
+    EXPECT_THAT(answer[0][1], HasSubstr("CROSS-USER: served alice's mailbox to bob"));
 }
 
 TEST(ExsimCli, UnknownScenarioExitsWith2ListingTheKnownOnes) {

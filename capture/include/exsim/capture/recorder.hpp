@@ -10,6 +10,7 @@
 // frame that would pass it is not written, and neither is anything after it (full() says so,
 // and a warning is logged once). Thread-safe.
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -50,8 +51,9 @@ public:
     // read), if it is not written yet; else for its next one.
     void note_last(const std::string& name, bool from_opener, const std::string& text);
 
-    // Writes the frames that wait, and flushes the file: it is readable as it stands.
-    void flush();
+    // Writes the frames that wait, but those younger than `settle` (whose answer's note may still
+    // come), and flushes the file: it is readable as it stands.
+    void flush(std::chrono::milliseconds settle = std::chrono::milliseconds(0));
 
     struct counts {
         std::uint64_t frames = 0, bytes = 0;  // written to the file
@@ -79,7 +81,7 @@ private:
     };
 
     void add(connection& c, bool from_opener, std::uint8_t flags, std::string_view payload, std::string comment = {});
-    void write_pending();
+    void write_pending(std::uint64_t until_micros = UINT64_MAX);
     side* find_side(const std::string& name, bool from_opener);
 
     recorder_options options_;
