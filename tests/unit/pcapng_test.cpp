@@ -151,6 +151,15 @@ TEST(Frames, RefusesMixedFamilies) {
     EXPECT_THROW(tcp_frame(s), std::invalid_argument);
 }
 
+recorder_options to(const fs::path& file, bool force = false, std::uint64_t max_bytes = 0) {
+    recorder_options o;
+    o.file = file;
+    o.option = "--capture";
+    o.force = force;
+    o.max_bytes = max_bytes;
+    return o;
+}
+
 class Recorder : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -179,7 +188,7 @@ protected:
 TEST_F(Recorder, SequenceAndAcknowledgementNumbersFollowTheBytes) {
     const auto file = dir_ / "f.pcapng";
     {
-        recorder r({.file = file});
+        recorder r(to(file));
         const net::ip::tcp::endpoint fe(net::ip::make_address("127.0.0.1"), 50000), be(net::ip::make_address("127.0.0.1"), 8081);
         const auto h = r.opened("be1#1", fe, be);
         r.carried(h, true, "GET / HTTP/1.1\r\n\r\n");    // 18 bytes
@@ -208,19 +217,19 @@ TEST_F(Recorder, RefusesAnExistingFileUnlessForcedAndACapWithNoRoom) {
     const auto file = dir_ / "f.pcapng";
     std::ofstream(file) << "keep";
     try {
-        recorder r({.file = file, .option = "--capture"});
+        recorder r(to(file));
         FAIL() << "no error";
     } catch (const common::config_error& e) {
         EXPECT_THAT(e.what(), HasSubstr("--capture: " + file.string() + " exists (add --force"));
     }
-    EXPECT_NO_THROW(recorder({.file = file, .option = "--capture", .force = true}));
-    EXPECT_THROW(recorder({.file = dir_ / "g.pcapng", .max_bytes = 100}), common::config_error);
-    EXPECT_THROW(recorder({.file = dir_, .force = true}), common::config_error);
+    EXPECT_NO_THROW(recorder(to(file, true)));
+    EXPECT_THROW(recorder(to(dir_ / "g.pcapng", false, 100)), common::config_error);
+    EXPECT_THROW(recorder(to(dir_, true)), common::config_error);
 }
 
 TEST_F(Recorder, StopsAtItsCapAndSaysSo) {
     const auto file = dir_ / "f.pcapng";
-    recorder r({.file = file, .option = "--capture", .max_bytes = 64 * 1024});
+    recorder r(to(file, false, 64 * 1024));
     const net::ip::tcp::endpoint a(net::ip::make_address("127.0.0.1"), 1), b(net::ip::make_address("127.0.0.1"), 2);
     const auto h = r.opened("c", a, b);
     for (int i = 0; i < 10; ++i) r.carried(h, true, std::string(16 * 1024, 'x'));
