@@ -73,7 +73,7 @@ std::string interface_description(std::uint16_t link_type, std::string_view name
     return block(interface_type, body);
 }
 
-std::string enhanced_packet(std::string_view frame, std::uint64_t micros, std::string_view comment) {
+std::string enhanced_packet(std::string_view frame, std::uint64_t micros, const std::vector<std::string>& comments) {
     std::string body;
     put(body, std::uint32_t{0});  // interface
     put(body, static_cast<std::uint32_t>(micros >> 32));
@@ -83,7 +83,7 @@ std::string enhanced_packet(std::string_view frame, std::uint64_t micros, std::s
     body.append(frame);
     pad(body);
     const auto options = body.size();
-    option(body, opt_comment, comment);
+    for (const auto& c : comments) option(body, opt_comment, c);
     end_options(body, options);
     return block(enhanced_packet_type, body);
 }

@@ -81,7 +81,7 @@ void recorder::carried(std::uint64_t handle, bool from_opener, std::string_view 
     c.last_from_opener = from_opener;
     for (std::size_t at = 0; at < bytes.size(); at += max_segment) {
         if (at == 0 && new_run) from.run_start = first_pending_ + pending_.size();
-        add(c, from_opener, tcp_flag::psh | tcp_flag::ack, bytes.substr(at, max_segment), std::exchange(from.note, {}));
+        add(c, from_opener, tcp_flag::psh | tcp_flag::ack, bytes.substr(at, max_segment), std::exchange(from.notes, {}));
         add(c, !from_opener, tcp_flag::ack, {});
     }
     if (pending_.size() > 4096 || pending_.size() * 1024 > pending_flush_bytes) write_pending();
@@ -102,11 +102,12 @@ void recorder::closed(std::uint64_t handle) {
 }
 
 // One frame of `c` from one side, acknowledging everything the other side sent.
-void recorder::add(connection& c, bool from_opener, std::uint8_t flags, std::string_view payload, std::string comment) {
+void recorder::add(connection& c, bool from_opener, std::uint8_t flags, std::string_view payload,
+                   std::vector<std::string> comments) {
     auto& from = from_opener ? c.opener : c.acceptor;
     auto& to = from_opener ? c.acceptor : c.opener;
     segment s{from.at, to.at, from.next, to.next, flags, from.ip_id++, payload};
-    frame f{tcp_frame(s), std::max(now_micros(), last_micros_), std::move(comment)};
+    frame f{tcp_frame(s), std::max(now_micros(), last_micros_), std::move(comments)};
     last_micros_ = f.micros;
     from.next += static_cast<std::uint32_t>(payload.size()) + ((flags & (tcp_flag::syn | tcp_flag::fin)) ? 1 : 0);
     pending_.push_back(std::move(f));
@@ -119,28 +120,24 @@ recorder::side* recorder::find_side(const std::string& name, bool from_opener) {
     return from_opener ? &c.opener : &c.acceptor;
 }
 
-void recorder::note_next(const std::string& name, bool from_opener, const std::string& text) {
+void recorder::note_next(const std::string& name, bool from_opener, std::string text) {
     std::lock_guard lock(mutex_);
-    if (auto* s = find_side(name, from_opener)) s->note += (s->note.empty() ? "" : "\n") + text;
+    if (auto* s = find_side(name, from_opener)) s->notes.push_back(std::move(text));
 }
 
-void recorder::note_last(const std::string& name, bool from_opener, const std::string& text) {
+void recorder::note_last(const std::string& name, bool from_opener, std::string text) {
     std::lock_guard lock(mutex_);
     auto* s = find_side(name, from_opener);
     if (!s) return;
-    if (s->run_start >= first_pending_ && s->run_start < first_pending_ + pending_.size()) {
-        auto& comment = pending_[s->run_start - first_pending_].comment;
-        comment += (comment.empty() ? "" : "\n") + text;
-    } else {
-        s->note += (s->note.empty() ? "" : "\n") + text;
-    }
+    const bool waiting = s->run_start >= first_pending_ && s->run_start < first_pending_ + pending_.size();
+    (waiting ? pending_[s->run_start - first_pending_].comments : s->notes).push_back(std::move(text));
 }
 
 void recorder::write_pending(std::uint64_t until_micros) {
     for (; !pending_.empty() && pending_.front().micros <= until_micros; pending_.pop_front(), ++first_pending_) {
         if (written_.full) continue;
         const auto& f = pending_.front();
-        const auto block = pcapng::enhanced_packet(f.bytes, f.micros, f.comment);
+        const auto block = pcapng::enhanced_packet(f.bytes, f.micros, f.comments);
         if (options_.max_bytes && written_.bytes + block.size() > options_.max_bytes) {
             written_.full = true;
             common::logger("capture")->warn("{}: {} reached its cap of {} bytes after {} frames: no longer recording "

@@ -1,6 +1,10 @@
 #include "exsim/lab/capture_notes.hpp"
 
+#include <optional>
+
 #include <fmt/format.h>
+
+#include "exsim/auth/token_decoder.hpp"
 
 namespace exsim::lab {
 
@@ -14,30 +18,55 @@ std::string served_line(const proxy::trace_event& answer) {
     return fmt::format("CROSS-USER: served {}'s mailbox to {}", answer.mailbox, answer.user);
 }
 
+namespace {
+
+// "NTLM AUTHENTICATE user=EXSIM\alice ws=EXSIMSRV": a token's description without its flags.
+std::string short_token(const std::vector<std::uint8_t>& token) {
+    const auto d = auth::decode_token(token);
+    if (!d) return fmt::format("({} bytes)", token.size());
+    auto text = auth::describe(*d);
+    return text.substr(0, text.find(" flags="));
+}
+
+// The first comment of a request's frame, the one a one-line listing shows.
+std::string leg_headline(const proxy::trace_event& leg, const std::optional<proxy::trace_event>& obtained) {
+    auto text = fmt::format("{}'s request on connection #{}", leg.user, leg.connection);
+    if (!leg.scheme.empty()) return text + fmt::format(": Authorization: {} ({})", leg.scheme, short_token(leg.token));
+    text += ": no Authorization";
+    if (obtained && !obtained->held_as.empty())
+        text += fmt::format(", sent as is on a connection the back-end holds as {} ({})", obtained->held_as,
+                            auth::mechanism_name(obtained->held_mechanism));
+    return text;
+}
+
+}  // namespace
+
 void capture_notes::note(const proxy::trace_event& e) {
     const auto name = connection_name(e);
     switch (e.kind) {
         case proxy::trace_kind::connection: {
             std::lock_guard lock(mutex_);
-            obtained_[name] = event_line(e);
+            obtained_[name] = e;
             return;
         }
         case proxy::trace_kind::leg: {
-            std::string how;
+            std::optional<proxy::trace_event> obtained;
             {
                 std::lock_guard lock(mutex_);
                 if (auto it = obtained_.find(name); it != obtained_.end()) {
-                    how = "\n" + it->second;
+                    obtained = std::move(it->second);
                     obtained_.erase(it);
                 }
             }
-            recorder_.note_next(name, true, fmt::format("{}'s request{}\n{}", e.user, how, event_line(e)));
+            recorder_.note_next(name, true, leg_headline(e, obtained));
+            if (obtained) recorder_.note_next(name, true, event_line(*obtained));
+            recorder_.note_next(name, true, event_line(e));
             return;
         }
         case proxy::trace_kind::answer: {
-            auto text = event_line(e);
-            if (auto served = served_line(e); !served.empty()) text += "\n" + served;
-            recorder_.note_last(name, false, text);
+            const auto served = served_line(e);
+            if (!served.empty()) recorder_.note_last(name, false, served);
+            recorder_.note_last(name, false, event_line(e));
             return;
         }
         case proxy::trace_kind::authenticated:

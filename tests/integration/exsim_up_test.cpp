@@ -302,7 +302,7 @@ TEST_F(ExsimUpCapture, TsharkSeesBobServedAliceOnTheStreamOfHerLoginWhileExsimRu
     const auto logins = tshark_rows(file(), "ntlmssp.messagetype == 3 && tcp.stream == " + stream, {"ntlmssp.auth.username"});
     ASSERT_EQ(logins.size(), 1u);
     EXPECT_EQ(logins[0][0], "alice");
-    const auto answer = tshark_rows(file(), "http.response && http.request_in == " + frame, {"http.response.line", "frame.comment"});
+    const auto answer = tshark_rows(file(), "http.response && http.request_in == " + frame, {"http.response.line", "frame.comment"}, {}, 'a');
     ASSERT_EQ(answer.size(), 1u);
     EXPECT_THAT(answer[0][0], HasSubstr("X-Exsim-Mailbox: alice"));
     EXPECT_THAT(answer[0][1], HasSubstr("CROSS-USER: served alice's mailbox to bob"));

@@ -12,11 +12,13 @@
 
 namespace exsim::testing {
 
-// `tshark -r FILE [options] -Y FILTER -T fields -e F...`: one row per frame, its fields split
-// (a field with several values keeps tshark's commas). tshark's own warnings (stderr) are dropped.
+// `tshark -r FILE [options] -Y FILTER -T fields -E occurrence=f -e F...`: one row per frame, the
+// first value of each field (of a frame's comments, its headline; `occurrence` 'a': all, joined
+// by commas). tshark's own warnings (stderr) are dropped.
 inline std::vector<std::vector<std::string>> tshark_rows(const std::filesystem::path& file, const std::string& filter,
                                                          const std::vector<std::string>& fields,
-                                                         const std::vector<std::string>& options = {}) {
+                                                         const std::vector<std::string>& options = {},
+                                                         char occurrence = 'f') {
     auto quote = [](const std::string& s) {
         std::string q = "'";
         for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -24,7 +26,7 @@ inline std::vector<std::vector<std::string>> tshark_rows(const std::filesystem::
     };
     std::string command = "tshark -r " + quote(file.string());
     for (const auto& o : options) command += " -o " + quote(o);
-    command += " -Y " + quote(filter) + " -T fields -E separator=/t";
+    command += " -Y " + quote(filter) + " -T fields -E separator=/t -E occurrence=" + occurrence;
     for (const auto& f : fields) command += " -e " + quote(f);
     auto r = common::run_program("/bin/sh", {"-c", command + " 2>/dev/null"}, {});
     EXPECT_EQ(r.exit_code, 0) << command << "\n" << r.output;

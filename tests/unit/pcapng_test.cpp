@@ -99,7 +99,7 @@ TEST(Pcapng, EnhancedPacketPadsTheFrameAndCarriesTheCommentExactly) {
     for (std::size_t size : {53u, 54u, 55u, 56u}) {
         const std::string frame(size, 'x');
         const std::string comment = "CROSS-USER: served alice's mailbox to bob\n← 200 ünïcode";
-        const auto b = pcapng::enhanced_packet(frame, 0x0000000500000007ull, comment);
+        const auto b = pcapng::enhanced_packet(frame, 0x0000000500000007ull, {comment});
         EXPECT_EQ(check_block(b), 6u);
         EXPECT_EQ(read_at<std::uint32_t>(b, 12), 5u);  // timestamp, high
         EXPECT_EQ(read_at<std::uint32_t>(b, 16), 7u);  // low
@@ -108,7 +108,19 @@ TEST(Pcapng, EnhancedPacketPadsTheFrameAndCarriesTheCommentExactly) {
         EXPECT_EQ(b.substr(28, size), frame);
         EXPECT_EQ(options(b, 28 + (size + 3) / 4 * 4).at(1), comment);
     }
-    EXPECT_EQ(pcapng::enhanced_packet("abcd", 1, "").size(), 32u + 4u);  // no options at all
+    EXPECT_EQ(pcapng::enhanced_packet("abcd", 1, {}).size(), 32u + 4u);  // no options at all
+}
+
+TEST(Pcapng, SeveralCommentsKeepTheirOrder) {
+    const auto b = pcapng::enhanced_packet("abcd", 1, {"headline", "detail one", "two"});
+    check_block(b);
+    std::vector<std::string> seen;
+    for (std::size_t at = 32; read_at<std::uint16_t>(b, at) == 1;) {
+        const auto length = read_at<std::uint16_t>(b, at + 2);
+        seen.emplace_back(b.substr(at + 4, length));
+        at += 4 + (length + 3u) / 4 * 4;
+    }
+    EXPECT_EQ(seen, (std::vector<std::string>{"headline", "detail one", "two"}));
 }
 
 TEST(Frames, Ipv4AndTcpChecksumsVerify) {

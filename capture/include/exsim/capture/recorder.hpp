@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "exsim/common/wire_tap.hpp"
 
@@ -45,11 +46,12 @@ public:
     void carried(std::uint64_t handle, bool from_opener, std::string_view bytes) override;
     void closed(std::uint64_t handle) override;
 
-    // A comment for the next segment of data one side of the connection `name` sends.
-    void note_next(const std::string& name, bool from_opener, const std::string& text);
+    // A comment for the next segment of data one side of the connection `name` sends. A frame's
+    // comments keep the order they came in: the first is its headline.
+    void note_next(const std::string& name, bool from_opener, std::string text);
     // A comment for the first segment of the data that side sent last (a response that was just
     // read), if it is not written yet; else for its next one.
-    void note_last(const std::string& name, bool from_opener, const std::string& text);
+    void note_last(const std::string& name, bool from_opener, std::string text);
 
     // Writes the frames that wait, but those younger than `settle` (whose answer's note may still
     // come), and flushes the file: it is readable as it stands.
@@ -66,7 +68,7 @@ private:
         endpoint at;
         std::uint32_t next = 0;         // its next sequence number
         std::uint16_t ip_id = 0;
-        std::string note;               // for its next data segment
+        std::vector<std::string> notes; // for its next data segment
         std::uint64_t run_start = 0;    // the frame number that began its last data (0: none)
     };
     struct connection {
@@ -77,10 +79,11 @@ private:
     struct frame {
         std::string bytes;
         std::uint64_t micros = 0;
-        std::string comment;
+        std::vector<std::string> comments;
     };
 
-    void add(connection& c, bool from_opener, std::uint8_t flags, std::string_view payload, std::string comment = {});
+    void add(connection& c, bool from_opener, std::uint8_t flags, std::string_view payload,
+             std::vector<std::string> comments = {});
     void write_pending(std::uint64_t until_micros = UINT64_MAX);
     side* find_side(const std::string& name, bool from_opener);
 

@@ -3,10 +3,11 @@
 // trace events (proxy/trace.hpp) into packet comments on the back-end connections' frames, so
 // that Wireshark's packet comments (frame.comment) tell the story beside the bytes:
 //
-//   - a request's first segment: whose request it is, how its connection was obtained, who the
-//     back-end holds it as, whether the policy asks for a handshake, and the Authorization sent;
-//   - a response's first segment: the status, what was offered, and the mailbox it served: the
-//     user's own, or "CROSS-USER: served alice's mailbox to bob".
+//   - a request's first segment: whose request it is and the Authorization sent, or that none was
+//     and who the back-end holds the connection as (the headline, its first comment); then how
+//     the connection was obtained and whether the policy asked for a handshake;
+//   - a response's first segment: the mailbox it served, the user's own or "CROSS-USER: served
+//     alice's mailbox to bob" (the headline), then the status and what was offered.
 
 #include <cstdint>
 #include <mutex>
@@ -33,7 +34,7 @@ private:
 
     capture::recorder& recorder_;
     std::mutex mutex_;
-    std::unordered_map<std::string, std::string> obtained_;  // connection -> how, until its first leg
+    std::unordered_map<std::string, proxy::trace_event> obtained_;  // connection -> how, until its first leg
 };
 
 // A trace event as one line of plain text (the narration `exsim trace` prints).
