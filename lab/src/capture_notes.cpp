@@ -90,12 +90,11 @@ namespace exsim::lab {
 
 std::string capture_hint(const std::string& file, std::uint64_t frames) {
     return fmt::format(
-        "wrote {0}: {1} frames. Open it in Wireshark (packet comments: Statistics > Capture File Properties, or the "
-        "frame.comment column), or:\n"
-        "  tshark -r {0} -Y 'frame.comment' -T fields -e tcp.stream -e frame.comment   # the narration\n"
-        "  tshark -r {0} -Y 'ntlmssp.messagetype == 3' -T fields -e tcp.stream -e ntlmssp.auth.username   # NTLM logins\n"
-        "  tshark -r {0} -Y 'http.response' -T fields -e tcp.stream -e http.response.code -e "
-        "http.response.line   # who was served what\n",
+        "wrote {0}: {1} frames (back-end connections as they crossed, client connections as their decrypted HTTP). "
+        "Open it in Wireshark (Analyze > Expert Information lists the comments), or with tshark:\n"
+        "  tshark -r {0} -Y 'ntlmssp.messagetype == 3 || (http.request && !http.authorization) || frame.comment "
+        "contains \"CROSS-USER: served\"' -T fields -E occurrence=f -e frame.number -e tcp.stream -e frame.comment\n"
+        "  tshark -r {0} -Y frame.comment -T fields -e frame.number -e tcp.stream -e frame.comment   # all the narration\n",
         file, frames);
 }
 
