@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "exsim/common/html.hpp"
+#include "exsim/proxy/request_checks.hpp"
 
 // GCC 12 pairs the coroutine frame's delete with aligned_alloc inside Asio's own frame allocator
 // and warns; both sides are Asio's awaitable_frame_base operators, so it is a false positive.
@@ -287,16 +288,6 @@ bool valid_id(std::string_view id) {
 }
 
 }  // namespace
-
-const common::user_entry* check_login(const common::user_index& users, std::string_view user,
-                                      std::string_view password) {
-    const auto* entry = users.find(user);
-    // Same work and the same answer for an unknown user and a wrong password.
-    if (!entry || entry->password.size() != password.size() ||
-        CRYPTO_memcmp(entry->password.data(), password.data(), password.size()) != 0)
-        return nullptr;
-    return entry;
-}
 
 struct site::call {
     request req;

@@ -8,9 +8,9 @@
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/url.hpp>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 
 #include "exsim/common/base64.hpp"
-#include "exsim/proxy/owa.hpp"
 
 namespace exsim::proxy {
 namespace http = boost::beast::http;
@@ -130,6 +130,16 @@ std::optional<basic_credentials> parse_basic_authorization(std::string_view head
     return basic_credentials{text.substr(0, colon), text.substr(colon + 1)};
 }
 
+const common::user_entry* check_login(const common::user_index& users, std::string_view user,
+                                      std::string_view password) {
+    const auto* entry = users.find(user);
+    // Same work and the same answer for an unknown user and a wrong password.
+    if (!entry || entry->password.size() != password.size() ||
+        CRYPTO_memcmp(entry->password.data(), password.data(), password.size()) != 0)
+        return nullptr;
+    return entry;
+}
+
 namespace {
 
 request_route refuse(request_route r, request_route::refusal why_kind, http::status status, std::string why) {
@@ -173,7 +183,7 @@ request_route route_request(const http::request_header<>& req, bool chunked, con
     }
     const auto credentials = parse_basic_authorization(req[http::field::authorization]);
     // Same answer for an unknown user and a wrong password: say nothing about which.
-    r.user = credentials ? owa::check_login(users, credentials->user, credentials->password) : nullptr;
+    r.user = credentials ? check_login(users, credentials->user, credentials->password) : nullptr;
     if (!r.user) {
         if (credentials)
             return refuse(std::move(r), refusal::bad_login, http::status::unauthorized, "unknown user or wrong password");

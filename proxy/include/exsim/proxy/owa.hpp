@@ -69,10 +69,6 @@ bool token_matches(std::string_view expected, std::string_view given);
 // the CSRF token still hold), or the scheme://host of the request itself. "null" is refused.
 bool same_origin(std::string_view origin, std::string_view host);
 
-// The directory entry of `user` when `password` is theirs (constant-time); nullptr otherwise,
-// the same for an unknown user and a wrong password. The Basic login and the forms login share it.
-const common::user_entry* check_login(const common::user_index& users, std::string_view user, std::string_view password);
-
 // `bytes` random bytes from OpenSSL's RAND_bytes, as lower-case hex. Throws if it fails.
 std::string random_hex(std::size_t bytes);
 

@@ -44,6 +44,11 @@ struct basic_credentials {
 // control characters; the header value is limited to 1 KiB.
 std::optional<basic_credentials> parse_basic_authorization(std::string_view header_value);
 
+// The directory entry of `user` when `password` is theirs (constant-time); nullptr otherwise,
+// the same for an unknown user and a wrong password. The Basic login (route_request) and the
+// browser view's forms login (owa.cpp) share it.
+const common::user_entry* check_login(const common::user_index& users, std::string_view user, std::string_view password);
+
 // Beast limits a header's bytes, not its fields (100: Apache's LimitRequestFields).
 constexpr std::size_t max_header_fields = 100;
 
