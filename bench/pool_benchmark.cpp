@@ -1,6 +1,6 @@
 // The front-end's pool and its policies, alone: no back-end protocol, no authentication.
 //
-//   BM_PoolAcquireRelease/<policy>/<mechanism>  one acquire() and one release() of a worker's
+//   BM_PoolAcquireRelease/<policy>/<mechanism>  one connection_for() and one release() of a worker's
 //       pool, as a request does, with the connection marked as the handshake would leave it
 //       (Kerberos or NTLM, as the user). Real loopback TCP connections to a listener in the
 //       same io_context: where a policy closes the connection (ms04-002 with NTLM, no-reuse)
@@ -77,7 +77,7 @@ void BM_PoolAcquireRelease(benchmark::State& state, std::string_view policy_name
     auto one = [&](std::size_t i) -> net::awaitable<bool> {
         const auto& user = users[i % users.size()];
         const std::uint64_t client = 1 + i % users.size();
-        auto r = co_await pool->acquire(user, client);
+        auto r = co_await pool->connection_for(user, client);
         if (!r.conn) {
             error = "acquire failed: " + r.error;
             co_return false;

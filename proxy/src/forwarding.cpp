@@ -44,6 +44,13 @@ http::response<http::buffer_body> client_response(const http::response_header<>&
     return out;
 }
 
+void mark_tls_only(http::fields& header, bool tls) {
+    if (tls)
+        header.set(http::field::strict_transport_security, "max-age=63072000");
+    else
+        header.erase(http::field::strict_transport_security);
+}
+
 namespace {
 
 void append(std::string& out, boost::beast::string_view s) { out.append(s.data(), s.size()); }

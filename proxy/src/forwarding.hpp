@@ -28,6 +28,11 @@ boost::beast::http::request<boost::beast::http::buffer_body> backend_request(
 boost::beast::http::response<boost::beast::http::buffer_body> client_response(
     const boost::beast::http::response_header<>& res, unsigned version);
 
+// RFC 6797: every response over TLS tells the browser to come back over TLS only, for two years
+// (Mozilla's value); never one over plain HTTP, where anyone on the path could add or strip it.
+// The header is the proxy's: a back-end's own is replaced, or dropped.
+void mark_tls_only(boost::beast::http::fields& header, bool tls);
+
 // A header's bytes exactly as Beast's serializer writes them (start line, the fields in order,
 // the blank line), in one buffer. Beast hands a socket one buffer per field, and walking that
 // sequence to size, gather and consume it took about an eighth of the proxy's CPU for a small

@@ -20,7 +20,7 @@ constexpr outcome not_pooled{disposal::close, close_reason::ntlm_not_pooled};
 constexpr outcome one_request{disposal::close, close_reason::no_reuse};
 
 // Everything a policy decides about a back-end connection, one row per policy, read left to
-// right: where acquire() looks, whether a new connection / a re-used one / one that got a 401
+// right: where connection_for() looks, whether a new connection / a re-used one / one that got a 401
 // authenticates as the user, what becomes of an NTLM connection and of any other after the
 // response, and what a pin over its caps becomes.
 //

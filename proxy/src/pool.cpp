@@ -373,7 +373,7 @@ net::awaitable<acquire_result> backend_pool::open() {
     co_return r;
 }
 
-net::awaitable<acquire_result> backend_pool::acquire(std::string user, std::uint64_t client) {
+net::awaitable<acquire_result> backend_pool::connection_for(std::string user, std::uint64_t client) {
     const auto deadline = clock::now() + std::chrono::milliseconds(settings_.queue_timeout_ms);
     const auto look = policy_.look();
     bool queued = false;

@@ -71,7 +71,7 @@ struct backend_connection {
     backend_pool& owner;  // the pool of the worker whose io_context its stream runs on
     std::uint64_t id;     // unique per back-end over every worker; kept by a takeover
     tapped<boost::beast::tcp_stream> stream;  // tells the server's wire tap, if any, what crosses
-    // Lent by the pool from acquire() to release(): an idle or pinned connection holds none.
+    // Lent by the pool from connection_for() to release(): an idle or pinned connection holds none.
     std::unique_ptr<exchange_buffers> io;
     auth::mechanism mechanism = auth::mechanism::none;  // how the last handshake on it ended
     std::string user;                                  // who it authenticated
@@ -154,7 +154,7 @@ public:
     ~backend_pool();
 
     // A connection for `user`'s request arriving on client connection `client` (0: none).
-    boost::asio::awaitable<acquire_result> acquire(std::string user, std::uint64_t client);
+    boost::asio::awaitable<acquire_result> connection_for(std::string user, std::uint64_t client);
 
     // Hands a connection back after a response. `reusable` is false when the exchange left it
     // unusable (error, Connection: close, unread body): it is closed with `reason`. Otherwise

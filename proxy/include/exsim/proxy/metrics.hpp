@@ -6,6 +6,7 @@
 // worker move a connection's gauges when it takes that connection over (or closes it to make
 // room). The admin thread sums the workers when it renders.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -86,6 +87,10 @@ struct worker_metrics {
 
 inline void add(worker_metrics::counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 inline void add(worker_metrics::gauge& g, std::int64_t n) { g.fetch_add(n, std::memory_order_relaxed); }
+// One more response to a client, by its status class (out of range: the nearest class).
+inline void count_response(worker_metrics& m, unsigned status) {
+    add(m.responses[std::clamp<unsigned>(status / 100, 1, 5) - 1]);
+}
 
 // Prometheus text exposition format (version 0.0.4) of the sum over `workers`. Every series is
 // named exsim_proxy_*, carries the label policy="<policy>", and has # HELP and # TYPE lines.

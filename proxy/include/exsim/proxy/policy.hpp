@@ -1,6 +1,6 @@
 #pragma once
 // Pool policies: one table (policy.cpp) says, for each policy, everything it decides about a
-// back-end connection: where acquire() looks for one, when it must carry a new handshake, what
+// back-end connection: where connection_for() looks for one, when it must carry a new handshake, what
 // becomes of it after the response, and which caps apply. The pool owns the connections and
 // moves them between states (pool.cpp); it asks the policy and never decides itself.
 
@@ -19,7 +19,7 @@ struct connection_view {
     std::string_view user;                             // who that handshake authenticated
 };
 
-// Where acquire() looks for a connection before it opens one. "Shared" and "partition" lists
+// Where connection_for() looks for a connection before it opens one. "Shared" and "partition" lists
 // span every worker: a worker with none of its own takes one over from another worker.
 enum class lookup {
     shared,           // the back-end's shared idle list
