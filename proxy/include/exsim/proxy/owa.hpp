@@ -3,7 +3,7 @@
 // login, an inbox, a message view, a compose form and a dashboard of live counters.
 //
 // Pages that show mailbox data never talk to a back-end themselves: they ask the client session
-// for a back-end request (`fetch`), which runs it through the same forward() -> run_exchange() as
+// for a back-end request (`fetch`), which runs it through the same forward() (exchange.cpp) as
 // every other request (same pool, handshakes, policy, leak guard), as the logged-in user, and
 // hands back the back-end's response instead of streaming it. So under `legacy` + NTLM bob's
 // inbox page shows alice's mailbox, and its banner says so in red.
