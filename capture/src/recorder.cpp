@@ -16,7 +16,6 @@ namespace exsim::capture {
 namespace {
 
 constexpr std::size_t max_segment = 32 * 1024;           // loopback's MSS is larger; any size dissects
-constexpr std::size_t pending_flush_bytes = 8 << 20;   // frames waiting in memory before a write anyway
 
 std::uint64_t now_micros() {
     using namespace std::chrono;
@@ -84,7 +83,6 @@ void recorder::carried(std::uint64_t handle, bool from_opener, std::string_view 
         add(c, from_opener, tcp_flag::psh | tcp_flag::ack, bytes.substr(at, max_segment), std::exchange(from.notes, {}));
         add(c, !from_opener, tcp_flag::ack, {});
     }
-    if (pending_.size() > 4096 || pending_.size() * 1024 > pending_flush_bytes) write_pending();
 }
 
 void recorder::closed(std::uint64_t handle) {

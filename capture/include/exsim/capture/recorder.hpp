@@ -6,7 +6,9 @@
 // Notes become packet comments (frame.comment) on a connection's frames.
 //
 // Frames wait in memory until flush() (or the destructor) writes them, so that a note can still
-// reach the first frame of an answer already recorded (note_last). A cap bounds the file: the
+// reach the first frame of an answer already recorded (note_last), and so that the tap, called on
+// the front-end's worker threads, never writes a file there: the caller flushes from its own
+// thread (exsim up: twice a second; exsim trace: at the end of its few requests). A cap bounds the file: the
 // frame that would pass it is not written, and neither is anything after it (full() says so,
 // and a warning is logged once). Thread-safe.
 
