@@ -6,7 +6,8 @@
 #   fuzz  a short smoke run of every libFuzzer target (tests/fuzz/run.sh)
 # With no argument: all four, as CI runs them (.ci/run).
 # `bash scripts/test.sh asan` (or dev, tsan, fuzz) runs one build; extra ctest arguments follow
-# its name. Every build's time is printed at the end.
+# its name. Every build's time is printed at the end. Tests run $(nproc) at a time (the proxies'
+# reference runs alone: they measure cost), the longest first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stage.sh
@@ -18,8 +19,8 @@ for preset in "${presets[@]}"; do
     start=$SECONDS
     bash scripts/build.sh "$preset"
     built=$((SECONDS - start))
-    stage "$preset: tests (ctest --preset $preset)"
-    ctest --preset "$preset" --timeout 1500 "$@"
+    stage "$preset: tests (ctest --preset $preset -j$(nproc))"
+    ctest --preset "$preset" -j"$(nproc)" --timeout 1500 "$@"
     times+=("$preset: build ${built} s, tests $((SECONDS - start - built)) s")
 done
 printf '== %s\n' "${times[@]}" >&2
