@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "exsim/common/http_framing.hpp"
+#include "exsim/proxy/deadline_stream.hpp"
 #include "exsim/proxy/request_checks.hpp"
 #include "exsim/proxy/tls_stream.hpp"
 #include "exchange.hpp"
@@ -42,10 +43,10 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t header_chunk = 1024;
 
 // One client connection: reads requests one after the other and serves each (HTTP/1.1 has no
-// pipelining worth supporting here). Stream is tapped<beast::tcp_stream> or tapped<tls_stream>.
+// pipelining worth supporting here). Stream is tapped<plain_stream> or tapped<tls_stream>.
 template <class Stream>
 class client_session final : public client_side {
-    static constexpr bool plain = std::is_base_of_v<beast::tcp_stream, Stream>;
+    static constexpr bool plain = std::is_base_of_v<plain_stream, Stream>;
 
 public:
     client_session(Stream stream, worker& w, server::impl& srv, std::uint64_t id)
@@ -149,9 +150,16 @@ private:
     }
 
     // Reads and parses a request header: true when there is one. Otherwise the client went away
-    // or was answered (400, 413, 431), and its connection closes.
+    // or was answered (400, 408, 413, 431), and its connection closes.
     awaitable<bool> read_header(client_parser& parser) {
-        if (auto ec = co_await read_header_bytes(); ec) co_return false;
+        if (auto ec = co_await read_header_bytes(); ec) {
+            // Idle past client_idle_timeout: closed without a word, as every server does.
+            if (ec == beast::error::timeout && buffer_.size() > 0)
+                co_await answer(http::status::request_timeout, 11, false,
+                                fmt::format("the request header did not arrive whole within {} s",
+                                            std::chrono::duration_cast<std::chrono::seconds>(limits().client_io_timeout).count()));
+            co_return false;
+        }
         {
             const std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
             if (common::request_line_lacks_version(data)) {
@@ -189,7 +197,8 @@ private:
 
     // Buffers a whole header (or more than the limit: 431; or a first line without a version: 400 at
     // once) so that its raw bytes are checked before Beast unfolds them; once begun it has
-    // client_io_timeout in all, not the idle timeout per byte.
+    // client_io_timeout in all, not the idle timeout per byte (then beast::error::timeout, and
+    // the stream still open for the 408).
     awaitable<beast::error_code> read_header_bytes() {
         stream_.expires_after(buffer_.size() == 0 ? limits().client_idle_timeout : limits().client_io_timeout);
         for (;;) {
@@ -337,9 +346,9 @@ void start_session(server::impl& srv, worker& w, tcp::socket socket) {
             if (tap) tap.tap->closed(tap.handle);
         }
     } else {
-        tapped<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)));
+        tapped<plain_stream> stream(plain_stream(std::move(socket)));
         stream.tap = tap;
-        auto s = std::make_unique<client_session<tapped<beast::tcp_stream>>>(std::move(stream), w, srv, id);
+        auto s = std::make_unique<client_session<tapped<plain_stream>>>(std::move(stream), w, srv, id);
         net::co_spawn(w.ioc, serve(std::move(s)), report);
     }
 }

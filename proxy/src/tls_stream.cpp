@@ -42,30 +42,19 @@ BIO_METHOD* socket_method() {
 }  // namespace
 
 tls_stream::tls_stream(tcp::socket socket, net::ssl::context& context)
-    : core_(std::make_shared<core_type>(std::move(socket))), ssl_(SSL_new(context.native_handle())) {
+    : deadline_stream(std::move(socket)), ssl_(SSL_new(context.native_handle())) {
     BIO* bio = BIO_new(socket_method());
     if (!ssl_ || !bio) {
         BIO_free(bio);
         throw std::runtime_error("cannot make a TLS session: out of memory");
     }
-    BIO_set_fd(bio, core_->socket.native_handle(), BIO_NOCLOSE);
+    BIO_set_fd(bio, this->socket().native_handle(), BIO_NOCLOSE);
     SSL_set_bio(ssl_.get(), bio, bio);
     SSL_set_accept_state(ssl_.get());
     SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    core_->socket.non_blocking(true);
 }
 
-tls_stream::~tls_stream() {
-    if (core_) close();
-}
-
-void tls_stream::close() {
-    core_->timer.cancel();
-    error_code ignored;
-    core_->socket.close(ignored);
-}
-
-std::optional<tls_stream::tcp::socket::wait_type> tls_stream::wants(int r, error_code& ec) {
+std::optional<tls_stream::wait_type> tls_stream::wants(int r, error_code& ec) {
     const int saved_errno = errno;
     switch (SSL_get_error(ssl_.get(), r)) {
     case SSL_ERROR_WANT_READ:
@@ -92,24 +81,6 @@ std::optional<tls_stream::tcp::socket::wait_type> tls_stream::wants(int r, error
     }
     ERR_clear_error();
     return std::nullopt;
-}
-
-void tls_stream::begin_timer(std::uint64_t wait) {
-    core_->timed_out = false;
-    if (core_->deadline == std::chrono::steady_clock::time_point::max()) return;
-    core_->timer.expires_at(core_->deadline);
-    core_->timer.async_wait([core = core_, wait](error_code ec) {
-        if (ec || core->waits != wait) return;  // cancelled, or a wait that has already ended
-        core->timed_out = true;
-        core->socket.cancel();
-    });
-}
-
-tls_stream::error_code tls_stream::end_wait(error_code ec) {
-    ++core_->waits;
-    core_->timer.cancel();
-    if (core_->timed_out) return boost::beast::error::timeout;
-    return ec;
 }
 
 }  // namespace exsim::proxy

@@ -8,53 +8,34 @@
 // (bench/compare.sh, scale section). Here an idle connection holds the SSL object (its record
 // buffers given back with SSL_MODE_RELEASE_BUFFERS), the socket and a timer.
 //
-// It is a Beast AsyncStream (async_read_some, async_write_some) with a server handshake, a
-// shutdown that sends close_notify without waiting for the peer's, and beast::tcp_stream's
-// timeouts: expires_after() sets the deadline of the operations that follow; one still waiting
-// when it passes ends with beast::error::timeout. Errors are those of asio::ssl::stream: the
-// peer's close_notify is net::error::eof, a connection closed without one is
-// ssl::error::stream_truncated, a TLS failure is an error of the SSL category. Handlers are never
-// invoked from within the initiating function. One thread (the worker's) uses a stream.
+// It is a Beast AsyncStream (async_read_some, async_write_some) with a server handshake and a
+// shutdown that sends close_notify without waiting for the peer's, on deadline_stream's ground:
+// expires_after() sets the deadline of the operations that follow; one still waiting when it
+// passes ends with beast::error::timeout, the socket still open. Errors are those of
+// asio::ssl::stream: the peer's close_notify is net::error::eof, a connection closed without one
+// is ssl::error::stream_truncated, a TLS failure is an error of the SSL category.
 
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
-#include <cstdint>
 #include <memory>
 #include <optional>
-#include <type_traits>
 
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/compose.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/system/error_code.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "exsim/proxy/deadline_stream.hpp"
+
 namespace exsim::proxy {
 
-class tls_stream {
+class tls_stream : public deadline_stream {
 public:
-    using executor_type = boost::asio::any_io_executor;
-    using error_code = boost::system::error_code;
-    using tcp = boost::asio::ip::tcp;
-
     // Takes the accepted socket; throws std::runtime_error when OpenSSL cannot make the session.
+    // close() sends no close_notify: async_shutdown does.
     tls_stream(tcp::socket socket, boost::asio::ssl::context& context);
     tls_stream(tls_stream&&) noexcept = default;
     tls_stream& operator=(tls_stream&&) = delete;
-    ~tls_stream();
-
-    executor_type get_executor() { return core_->socket.get_executor(); }
-    tcp::socket& socket() { return core_->socket; }
-
-    void expires_after(std::chrono::steady_clock::duration d) { core_->deadline = std::chrono::steady_clock::now() + d; }
-    // Closes the socket (no close_notify: async_shutdown sends one) and cancels what waits.
-    void close();
 
     // The server's side of the handshake. Handler: void(error_code).
     template <class Token>
@@ -97,14 +78,6 @@ public:
     }
 
 private:
-    struct core_type {
-        explicit core_type(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
-        tcp::socket socket;
-        boost::asio::steady_timer timer;
-        std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-        std::uint64_t waits = 0;  // which wait a firing timer belongs to
-        bool timed_out = false;
-    };
     struct ssl_free {
         void operator()(SSL* s) const { SSL_free(s); }
     };
@@ -113,50 +86,19 @@ private:
     // succeeds or fails, waiting on the socket whenever OpenSSL wants to read or write.
     template <class Signature, class Io, class Token>
     auto async_step(Io io, Token&& token) {
-        enum class state { first, waiting, done };
-        return boost::asio::async_compose<Token, Signature>(
-            [this, io, s = state::first, result = error_code{}, moved = std::size_t{0}](auto& self, error_code ec = {}) mutable {
-                const auto complete = [&](error_code e) {
-                    if constexpr (std::is_same_v<Signature, void(error_code)>)
-                        self.complete(e);
-                    else
-                        self.complete(e, moved);
-                };
-                if (s == state::done) return complete(result);
-                if (s == state::waiting) ec = end_wait(ec);
-                if (!ec) {
-                    ERR_clear_error();
-                    errno = 0;
-                    const int r = io(moved);
-                    if (r == 1) {
-                        ec = {};
-                    } else if (auto want = wants(r, ec); want) {
-                        s = state::waiting;
-                        return begin_wait(*want, std::move(self));
-                    }
-                }
-                if (s == state::first) {  // never complete inside the initiating function
-                    s = state::done;
-                    result = ec;
-                    return boost::asio::post(core_->socket.get_executor(), std::move(self));
-                }
-                complete(ec);
+        return async_run<Signature>(
+            [this, io](std::size_t& moved, error_code& ec) mutable -> std::optional<wait_type> {
+                ERR_clear_error();
+                errno = 0;
+                const int r = io(moved);
+                if (r == 1) return std::nullopt;
+                return wants(r, ec);
             },
-            token, core_->socket);
+            std::forward<Token>(token));
     }
 
     // After a failed OpenSSL call: the socket wait it needs (none when `ec` was set to the error).
-    std::optional<tcp::socket::wait_type> wants(int r, error_code& ec);
-
-    template <class Handler>
-    void begin_wait(tcp::socket::wait_type type, Handler&& handler) {
-        begin_timer(++core_->waits);
-        core_->socket.async_wait(type, std::forward<Handler>(handler));
-    }
-    // Arms the deadline, if there is one, for wait number `wait`.
-    void begin_timer(std::uint64_t wait);
-    // The wait's outcome: beast::error::timeout when the deadline cancelled it.
-    error_code end_wait(error_code ec);
+    std::optional<wait_type> wants(int r, error_code& ec);
 
     template <class It>
     static boost::asio::mutable_buffer first_non_empty(It begin, It end) {
@@ -174,7 +116,6 @@ private:
         return {record_, boost::asio::buffer_copy(boost::asio::buffer(record_), buffers)};
     }
 
-    std::shared_ptr<core_type> core_;  // shared with a timer's handler, which may outlive *this
     std::unique_ptr<SSL, ssl_free> ssl_;
     // One record's plaintext gathered from several buffers; only while a write is under way
     // (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER: a retried write gathers the same bytes again).
