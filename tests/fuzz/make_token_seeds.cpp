@@ -3,8 +3,8 @@
 // initiator and a back-end's acceptor (gss-ntlmssp, MIT krb5), every token as bytes into
 // corpus/token_decoder/ and as the header value that carries it into corpus/auth_headers/.
 // Not a fuzz target: run it by hand when the seeds should be made again.
-//   cmake --build build/fuzz --target fuzz_make_token_seeds
-//   ASAN_OPTIONS=detect_leaks=0 build/fuzz/tests/fuzz/fuzz_make_token_seeds tests/fuzz/corpus
+//   cmake --build build/asan --target fuzz_make_token_seeds
+//   ASAN_OPTIONS=detect_leaks=0 build/asan/tests/fuzz/fuzz_make_token_seeds tests/fuzz/corpus
 
 #include <cstdio>
 #include <filesystem>
