@@ -5,8 +5,9 @@
 #   demo  what building and running `exsim` needs (compiler, Boost, OpenSSL, MIT krb5 with its KDC,
 #         gss-ntlmssp, SQLite, spdlog, fmt) and curl, which the README's examples use
 #   test  demo's, plus what the test suites start or build with: GoogleTest, Google Benchmark,
-#         clang (the fuzz build), Chromium and node (the browser test), the reverse proxies that
-#         `exsim check-proxy` judges (nginx, HAProxy, Squid, Apache httpd), tshark, ab
+#         clang (the asan build, fuzzers included), Chromium and node (the browser test), the
+#         reverse proxies that `exsim check-proxy` judges (nginx, HAProxy, Squid, Apache httpd),
+#         tshark, ab
 set -euo pipefail
 purpose="${1:-test}"
 
