@@ -3,7 +3,7 @@
 #   dev   the normal build: unit + integration tests (a real KDC, back-ends, the proxy, curl)
 #   asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer (clang; tests/lsan.supp),
 #         and a short smoke run of every libFuzzer target (tests/fuzz/run.sh), built in the same tree
-#   tsan  the concurrency tests under ThreadSanitizer (tests/tsan.supp)
+#   tsan  the concurrency tests under ThreadSanitizer (clang; tests/tsan.supp)
 # With no argument: all three, as CI runs them (.ci/run).
 # `bash scripts/test.sh asan` (or dev, tsan) runs one build; extra ctest arguments follow
 # its name. Every build's time is printed at the end. Tests run $(nproc) at a time (the proxies'
