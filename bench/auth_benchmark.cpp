@@ -507,7 +507,7 @@ void BM_NtlmAcceptWholeFile(benchmark::State& state) {
 BENCHMARK(BM_NtlmAcceptWholeFile)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------------------------------------
-// Full handshakes, both sides (compare with the table of AUTH-NOTES.md).
+// Full handshakes, both sides (compare with the costs in docs/design.md section 3).
 
 void BM_NtlmHandshakeFull(benchmark::State& state) {
     const bool spnego = state.range(0) != 0;

@@ -30,7 +30,7 @@ gss_OID_desc ntlmssp_oid = {GSS_NTLMSSP_OID_LENGTH, const_cast<char*>(GSS_NTLMSS
 gss_OID_desc neg_flags_oid = {GSS_NTLMSSP_NEG_FLAGS_OID_LENGTH, const_cast<char*>(GSS_NTLMSSP_NEG_FLAGS_OID_STRING)};
 
 // NEGOTIATE flags for the NTLM acceptor that real clients (curl --ntlm) accept: without
-// VERSION, ALWAYS_SIGN, SIGN and SEAL (AUTH-NOTES.md).
+// VERSION, ALWAYS_SIGN, SIGN and SEAL (docs/design.md section 3).
 constexpr std::uint32_t interop_neg_flags = 0xE0003207;
 
 bool same_oid(gss_const_OID a, const gss_OID_desc& b) {

@@ -283,7 +283,7 @@ void realm::apply_environment() const {
     for (const auto& [k, v] : client_environment()) setenv(k.c_str(), v.c_str(), 1);
     setenv("KRB5RCACHEDIR", paths_.rcache_dir().c_str(), 1);
     // Never fall back to a ticket or keytab of whoever runs exsim: a default credential is how
-    // the wrong user gets authenticated silently (AUTH-NOTES.md).
+    // the wrong user gets authenticated silently (docs/design.md section 3).
     setenv("KRB5CCNAME", "MEMORY:exsim-default", 1);
     setenv("KRB5_CLIENT_KTNAME", "MEMORY:exsim-client", 1);
     setenv("KRB5_KTNAME", "MEMORY:exsim-none", 1);

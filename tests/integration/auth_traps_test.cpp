@@ -1,4 +1,4 @@
-// AUTH-NOTES.md traps that silently authenticate the wrong user: acting as bob must be seen as
+// The traps of docs/design.md section 3 that silently authenticate the wrong user: acting as bob must be seen as
 // bob, never as the first entry of an NTLM user file nor as a default Kerberos ticket.
 
 #include <gtest/gtest.h>

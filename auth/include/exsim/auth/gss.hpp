@@ -1,6 +1,6 @@
 #pragma once
 // The GSSAPI implementations of the mechanism interface: MIT Kerberos through SPNEGO, and NTLM
-// through gss-ntlmssp. Guards against the traps of AUTH-NOTES.md: initiator credentials are
+// through gss-ntlmssp. Guards against the traps of docs/design.md section 3: initiator credentials are
 // always acquired for the SPNEGO mechanism (or NTLMSSP itself) from the user's own password and
 // narrowed with gss_set_neg_mechs, never taken from a default credential or a user file.
 

@@ -94,7 +94,7 @@ private:
 // The NT hash (MD4 of the UTF-16LE password) as 32 upper-case hex digits.
 std::string nt_hash_hex(const std::string& password);
 
-// One smbpasswd line, the format gss-ntlmssp reads without leaking (AUTH-NOTES.md).
+// One smbpasswd line, the format gss-ntlmssp reads without leaking (docs/design.md section 3).
 std::string smbpasswd_line(const std::string& domain, const std::string& user, std::uint32_t uid,
                            const std::string& nt_hash_hex);
 
