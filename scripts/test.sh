@@ -6,8 +6,8 @@
 #   tsan  the concurrency tests under ThreadSanitizer (clang; tests/tsan.supp)
 # With no argument: all three, as CI runs them (.ci/run).
 # `bash scripts/test.sh asan` (or dev, tsan) runs one build; extra ctest arguments follow
-# its name. Every build's time is printed at the end. Tests run $(nproc) at a time (the proxies'
-# reference runs alone: they measure cost), the longest first.
+# its name. Every build's time is printed at the end. Tests run $(nproc) at a time, the longest
+# first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stage.sh
