@@ -31,7 +31,7 @@ struct expected_row {
 constexpr outcome pooled{disposal::pool, close_reason::error};
 constexpr outcome pinned{disposal::pin, close_reason::error};
 
-const expected_row rows[] = {
+const expected_row policy_rows[] = {
     // The MS04-002 bug, kept faithfully: an authenticated connection serves the next user as is.
     {"legacy", lookup::shared, false, false, false, false, pooled, pooled},
     {"ms04-002", lookup::shared, true, true, true, true, {disposal::close, close_reason::ntlm_not_pooled}, pooled},
@@ -84,7 +84,7 @@ TEST_P(PolicyTable, DecidesWhatBecomesOfAConnectionAfterItsResponse) {
     EXPECT_EQ(policy->row().over_pin_cap.closed, close_reason::ntlm_not_pooled);
 }
 
-INSTANTIATE_TEST_SUITE_P(Policy, PolicyTable, ::testing::ValuesIn(rows),
+INSTANTIATE_TEST_SUITE_P(Policy, PolicyTable, ::testing::ValuesIn(policy_rows),
                          [](const ::testing::TestParamInfo<expected_row>& row) {
                              std::string name = row.param.name;
                              for (auto& c : name)
@@ -93,10 +93,10 @@ INSTANTIATE_TEST_SUITE_P(Policy, PolicyTable, ::testing::ValuesIn(rows),
                          });
 
 TEST(Policy, TheTableHasARowForEveryNameOfTheConfiguration) {
-    ASSERT_EQ(common::policy_names().size(), std::size(rows));
-    for (std::size_t i = 0; i < std::size(rows); ++i) {
-        EXPECT_EQ(common::policy_names()[i], rows[i].name);
-        EXPECT_EQ(make_policy(rows[i].name)->row().kind, static_cast<common::policy_kind>(i));
+    ASSERT_EQ(common::policy_names().size(), std::size(policy_rows));
+    for (std::size_t i = 0; i < std::size(policy_rows); ++i) {
+        EXPECT_EQ(common::policy_names()[i], policy_rows[i].name);
+        EXPECT_EQ(make_policy(policy_rows[i].name)->row().kind, static_cast<common::policy_kind>(i));
     }
 }
 
