@@ -9,6 +9,7 @@
 # machine where no other nginx or HAProxy is running. Prints a line per proxy (with its CPU per
 # request split into user and kernel time over its whole life), then the hop table.
 set -euo pipefail
+command -v perf >/dev/null || { echo "bench/syscalls.sh: perf is missing (Debian package linux-perf)" >&2; exit 1; }
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$(mktemp -d)"
 events=raw_syscalls:sys_enter
