@@ -1,5 +1,9 @@
 #include "exsim/proxy/deadline_stream.hpp"
 
+#include <type_traits>
+
+#include <boost/asio/compose.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/error.hpp>
 
 namespace exsim::proxy {
@@ -18,6 +22,44 @@ void deadline_stream::close() {
     core_->socket.close(ignored);
 }
 
+void deadline_stream::run(op o, boost::asio::any_completion_handler<void(error_code)> handler) {
+    run_erased(o, std::move(handler));
+}
+
+void deadline_stream::run(op o, boost::asio::any_completion_handler<void(error_code, std::size_t)> handler) {
+    run_erased(o, std::move(handler));
+}
+
+template <class Signature>
+void deadline_stream::run_erased(op o, boost::asio::any_completion_handler<Signature> handler) {
+    enum class state { first, waiting, done };
+    boost::asio::async_compose<boost::asio::any_completion_handler<Signature>, Signature>(
+        [this, o, s = state::first, result = error_code{}, moved = std::size_t{0}](auto& self, error_code ec = {}) mutable {
+            const auto complete = [&](error_code e) {
+                if constexpr (std::is_same_v<Signature, void(error_code)>)
+                    self.complete(e);
+                else
+                    self.complete(e, moved);
+            };
+            if (s == state::done) return complete(result);
+            if (s == state::waiting) ec = end_wait(ec);
+            if (!ec) {
+                if (auto want = step(o, moved, ec); want) {
+                    s = state::waiting;
+                    begin_timer(++core_->waits);
+                    return core_->socket.async_wait(*want, std::move(self));
+                }
+            }
+            if (s == state::first) {  // never complete inside the initiating function
+                s = state::done;
+                result = ec;
+                return boost::asio::post(core_->socket.get_executor(), std::move(self));
+            }
+            complete(ec);
+        },
+        handler, core_->socket);
+}
+
 void deadline_stream::begin_timer(std::uint64_t wait) {
     core_->timed_out = false;
     if (core_->deadline == std::chrono::steady_clock::time_point::max()) return;
@@ -34,6 +76,15 @@ deadline_stream::error_code deadline_stream::end_wait(error_code ec) {
     core_->timer.cancel();
     if (core_->timed_out) return boost::beast::error::timeout;
     return ec;
+}
+
+// After a non-blocking call: the wait it needs when it would have blocked.
+std::optional<deadline_stream::wait_type> plain_stream::step(op o, std::size_t& moved, error_code& ec) {
+    const bool reading = o == op::read;
+    moved = reading ? socket().read_some(buffers_.read, ec) : socket().write_some(buffers_.write(), ec);
+    if (ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) return std::nullopt;
+    ec = {};
+    return reading ? wait_type::wait_read : wait_type::wait_write;
 }
 
 }  // namespace exsim::proxy

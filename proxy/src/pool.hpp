@@ -32,12 +32,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include "exsim/common/topology.hpp"
 #include "exsim/common/wire_tap.hpp"
 #include "exsim/proxy/metrics.hpp"
 #include "exsim/proxy/policy.hpp"
+#include "backend_stream.hpp"
 #include "tapped_stream.hpp"
 
 namespace exsim::proxy {
@@ -70,7 +70,7 @@ struct backend_connection {
 
     backend_pool& owner;  // the pool of the worker whose io_context its stream runs on
     std::uint64_t id;     // unique per back-end over every worker; kept by a takeover
-    tapped<boost::beast::tcp_stream> stream;  // tells the server's wire tap, if any, what crosses
+    tapped<backend_stream> stream;  // tells the server's wire tap, if any, what crosses
     // Lent by the pool from connection_for() to release(): an idle or pinned connection holds none.
     std::unique_ptr<exchange_buffers> io;
     auth::mechanism mechanism = auth::mechanism::none;  // how the last handshake on it ended

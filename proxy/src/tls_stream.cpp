@@ -1,5 +1,6 @@
 #include "exsim/proxy/tls_stream.hpp"
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 
@@ -8,6 +9,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/error.hpp>
+#include <openssl/err.h>
 
 namespace exsim::proxy {
 namespace net = boost::asio;
@@ -52,6 +54,35 @@ tls_stream::tls_stream(tcp::socket socket, net::ssl::context& context)
     SSL_set_bio(ssl_.get(), bio, bio);
     SSL_set_accept_state(ssl_.get());
     SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
+std::optional<tls_stream::wait_type> tls_stream::step(op o, std::size_t& moved, error_code& ec) {
+    ERR_clear_error();
+    errno = 0;
+    int r = 1;
+    switch (o) {
+    case op::handshake:
+        r = SSL_do_handshake(ssl_.get());
+        break;
+    case op::read:
+        if (buffers_.read.size() != 0) r = SSL_read_ex(ssl_.get(), buffers_.read.data(), buffers_.read.size(), &moved);
+        break;
+    case op::write:
+        if (const auto b = gather(); b.size() != 0) r = SSL_write_ex(ssl_.get(), b.data(), b.size(), &moved);
+        break;
+    case op::shutdown:
+        r = SSL_shutdown(ssl_.get());
+        if (r == 0) r = 1;  // close_notify sent, the peer's not read
+        break;
+    }
+    if (r == 1) return std::nullopt;
+    return wants(r, ec);
+}
+
+net::const_buffer tls_stream::gather() {
+    const auto buffers = buffers_.write();
+    if (buffers.size() <= 1 || buffers.front().size() >= sizeof(record_)) return buffers.empty() ? net::const_buffer() : buffers.front();
+    return {record_, net::buffer_copy(net::buffer(record_), buffers)};
 }
 
 std::optional<tls_stream::wait_type> tls_stream::wants(int r, error_code& ec) {

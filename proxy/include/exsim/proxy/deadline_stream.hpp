@@ -11,24 +11,52 @@
 //
 // plain_stream is the plain-HTTP client stream; tls_stream.hpp adds OpenSSL on the same ground.
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <type_traits>
+#include <span>
 #include <utility>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/compose.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
 namespace exsim::proxy {
+
+// The buffers of a stream's read and of its write under way (one of each at a time, as for any
+// Beast stream), kept by value for an operation whose handler is type-erased: the first
+// non-empty buffer to read into; the first buffers to write (a write_some may write less than it
+// was given).
+struct io_buffers {
+    boost::asio::mutable_buffer read;
+    std::array<boost::asio::const_buffer, 8> write_pieces;
+    std::size_t write_count = 0;
+
+    template <class MutableBufferSequence>
+    void keep_read(const MutableBufferSequence& buffers) {
+        read = {};
+        for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it)
+            if (boost::asio::mutable_buffer b(*it); b.size() != 0) {
+                read = b;
+                return;
+            }
+    }
+    template <class ConstBufferSequence>
+    void keep_write(const ConstBufferSequence& buffers) {
+        write_count = 0;
+        for (auto it = boost::asio::buffer_sequence_begin(buffers);
+             it != boost::asio::buffer_sequence_end(buffers) && write_count < write_pieces.size(); ++it)
+            if (boost::asio::const_buffer b(*it); b.size() != 0) write_pieces[write_count++] = b;
+    }
+    std::span<const boost::asio::const_buffer> write() const { return {write_pieces.data(), write_count}; }
+};
 
 class deadline_stream {
 public:
@@ -41,7 +69,7 @@ public:
     explicit deadline_stream(tcp::socket socket);
     deadline_stream(deadline_stream&&) noexcept = default;
     deadline_stream& operator=(deadline_stream&&) = delete;
-    ~deadline_stream();
+    virtual ~deadline_stream();
 
     executor_type get_executor() { return core_->socket.get_executor(); }
     tcp::socket& socket() { return core_->socket; }
@@ -52,37 +80,28 @@ public:
     void close();
 
 protected:
-    // Runs `step` until it is done. step(std::size_t& moved, error_code& ec) returns the socket
-    // wait it needs before it is tried again, or nothing when it is done: ec is then its outcome.
-    // Signature: void(error_code) or void(error_code, std::size_t).
-    template <class Signature, class Step, class Token>
-    auto async_run(Step step, Token&& token) {
-        enum class state { first, waiting, done };
-        return boost::asio::async_compose<Token, Signature>(
-            [this, step, s = state::first, result = error_code{}, moved = std::size_t{0}](auto& self, error_code ec = {}) mutable {
-                const auto complete = [&](error_code e) {
-                    if constexpr (std::is_same_v<Signature, void(error_code)>)
-                        self.complete(e);
-                    else
-                        self.complete(e, moved);
-                };
-                if (s == state::done) return complete(result);
-                if (s == state::waiting) ec = end_wait(ec);
-                if (!ec) {
-                    if (auto want = step(moved, ec); want) {
-                        s = state::waiting;
-                        return begin_wait(*want, std::move(self));
-                    }
-                }
-                if (s == state::first) {  // never complete inside the initiating function
-                    s = state::done;
-                    result = ec;
-                    return boost::asio::post(core_->socket.get_executor(), std::move(self));
-                }
-                complete(ec);
+    enum class op { read, write, handshake, shutdown };
+    // One non-blocking try of `o`: the socket wait it needs before it is tried again, or nothing
+    // when it is done (`ec` its outcome, `moved` the bytes it moved).
+    virtual std::optional<wait_type> step(op o, std::size_t& moved, error_code& ec) = 0;
+
+    // Runs `o` until it is done, after `prepare()` (which keeps the operation's buffers in
+    // buffers_) when it starts. Signature: void(error_code) or void(error_code, std::size_t).
+    // The handler is type-erased here: the machinery of an operation (its composed operation,
+    // socket wait and post) is compiled once, in deadline_stream.cpp, not once for each handler
+    // type of each caller (Beast's read and write operations over each stream type, tapped or
+    // not, each awaited on its own). It was a third of session.cpp's object code.
+    template <class Signature, class Token, class Prepare>
+    auto async_run(op o, Token&& token, Prepare prepare) {
+        return boost::asio::async_initiate<Token, Signature>(
+            [this, o](auto handler, Prepare p) {
+                p();
+                run(o, boost::asio::any_completion_handler<Signature>(std::move(handler)));
             },
-            token, core_->socket);
+            token, std::move(prepare));
     }
+
+    io_buffers buffers_;
 
 private:
     struct core_type {
@@ -94,11 +113,11 @@ private:
         bool timed_out = false;
     };
 
-    template <class Handler>
-    void begin_wait(wait_type type, Handler&& handler) {
-        begin_timer(++core_->waits);
-        core_->socket.async_wait(type, std::forward<Handler>(handler));
-    }
+    void run(op o, boost::asio::any_completion_handler<void(error_code)> handler);
+    void run(op o, boost::asio::any_completion_handler<void(error_code, std::size_t)> handler);
+    template <class Signature>
+    void run_erased(op o, boost::asio::any_completion_handler<Signature> handler);
+
     // Arms the deadline, if there is one, for wait number `wait`.
     void begin_timer(std::uint64_t wait);
     // The wait's outcome: beast::error::timeout when the deadline cancelled it.
@@ -113,29 +132,22 @@ class plain_stream : public deadline_stream {
 public:
     using deadline_stream::deadline_stream;
 
-    // Handler: void(error_code, std::size_t).
+    // Reads into the first non-empty buffer. Handler: void(error_code, std::size_t).
     template <class MutableBufferSequence, class Token>
     auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
-        return async_run<void(error_code, std::size_t)>(
-            [this, buffers](std::size_t& n, error_code& ec) { return settle(n = socket().read_some(buffers, ec), ec, wait_type::wait_read); },
-            std::forward<Token>(token));
+        return async_run<void(error_code, std::size_t)>(op::read, std::forward<Token>(token),
+                                                        [this, buffers] { buffers_.keep_read(buffers); });
     }
 
     // Handler: void(error_code, std::size_t).
     template <class ConstBufferSequence, class Token>
     auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
-        return async_run<void(error_code, std::size_t)>(
-            [this, buffers](std::size_t& n, error_code& ec) { return settle(n = socket().write_some(buffers, ec), ec, wait_type::wait_write); },
-            std::forward<Token>(token));
+        return async_run<void(error_code, std::size_t)>(op::write, std::forward<Token>(token),
+                                                        [this, buffers] { buffers_.keep_write(buffers); });
     }
 
 private:
-    // After a non-blocking call: the wait it needs when it would have blocked.
-    static std::optional<wait_type> settle(std::size_t, error_code& ec, wait_type want) {
-        if (ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) return std::nullopt;
-        ec = {};
-        return want;
-    }
+    std::optional<wait_type> step(op o, std::size_t& moved, error_code& ec) override;
 };
 
 }  // namespace exsim::proxy

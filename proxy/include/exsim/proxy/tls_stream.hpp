@@ -15,14 +15,12 @@
 // asio::ssl::stream: the peer's close_notify is net::error::eof, a connection closed without one
 // is ssl::error::stream_truncated, a TLS failure is an error of the SSL category.
 
-#include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <optional>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "exsim/proxy/deadline_stream.hpp"
@@ -40,17 +38,14 @@ public:
     // The server's side of the handshake. Handler: void(error_code).
     template <class Token>
     auto async_handshake(Token&& token) {
-        return async_step<void(error_code)>([this](std::size_t&) { return SSL_do_handshake(ssl_.get()); },
-                                            std::forward<Token>(token));
+        return async_run<void(error_code)>(op::handshake, std::forward<Token>(token), [] {});
     }
 
     // Reads into the first non-empty buffer. Handler: void(error_code, std::size_t).
     template <class MutableBufferSequence, class Token>
     auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
-        const auto b = first_non_empty(boost::asio::buffer_sequence_begin(buffers), boost::asio::buffer_sequence_end(buffers));
-        return async_step<void(error_code, std::size_t)>(
-            [this, b](std::size_t& n) { return b.size() == 0 ? 1 : SSL_read_ex(ssl_.get(), b.data(), b.size(), &n); },
-            std::forward<Token>(token));
+        return async_run<void(error_code, std::size_t)>(op::read, std::forward<Token>(token),
+                                                        [this, buffers] { buffers_.keep_read(buffers); });
     }
 
     // Writes at most one record's worth (16 KiB) of the buffers: a sequence of small buffers (a
@@ -58,23 +53,14 @@ public:
     // void(error_code, std::size_t).
     template <class ConstBufferSequence, class Token>
     auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
-        return async_step<void(error_code, std::size_t)>(
-            [this, buffers](std::size_t& n) {
-                const auto b = gather(buffers);
-                return b.size() == 0 ? 1 : SSL_write_ex(ssl_.get(), b.data(), b.size(), &n);
-            },
-            std::forward<Token>(token));
+        return async_run<void(error_code, std::size_t)>(op::write, std::forward<Token>(token),
+                                                        [this, buffers] { buffers_.keep_write(buffers); });
     }
 
     // Sends close_notify (once; the peer's is not awaited). Handler: void(error_code).
     template <class Token>
     auto async_shutdown(Token&& token) {
-        return async_step<void(error_code)>(
-            [this](std::size_t&) {
-                const int r = SSL_shutdown(ssl_.get());
-                return r == 0 ? 1 : r;  // 0: close_notify sent, the peer's not read
-            },
-            std::forward<Token>(token));
+        return async_run<void(error_code)>(op::shutdown, std::forward<Token>(token), [] {});
     }
 
 private:
@@ -82,39 +68,14 @@ private:
         void operator()(SSL* s) const { SSL_free(s); }
     };
 
-    // Runs `io` (an OpenSSL call returning 1 on success and setting the bytes it moved) until it
-    // succeeds or fails, waiting on the socket whenever OpenSSL wants to read or write.
-    template <class Signature, class Io, class Token>
-    auto async_step(Io io, Token&& token) {
-        return async_run<Signature>(
-            [this, io](std::size_t& moved, error_code& ec) mutable -> std::optional<wait_type> {
-                ERR_clear_error();
-                errno = 0;
-                const int r = io(moved);
-                if (r == 1) return std::nullopt;
-                return wants(r, ec);
-            },
-            std::forward<Token>(token));
-    }
-
+    // One try of the OpenSSL call of `o`; waits on the socket whenever OpenSSL wants to read or
+    // write. A write gathers the kept buffers again on each try (into record_, which another
+    // connection's write may have used meanwhile: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+    std::optional<wait_type> step(op o, std::size_t& moved, error_code& ec) override;
     // After a failed OpenSSL call: the socket wait it needs (none when `ec` was set to the error).
     std::optional<wait_type> wants(int r, error_code& ec);
-
-    template <class It>
-    static boost::asio::mutable_buffer first_non_empty(It begin, It end) {
-        for (; begin != end; ++begin)
-            if (boost::asio::mutable_buffer b(*begin); b.size() != 0) return b;
-        return {};
-    }
-    template <class ConstBufferSequence>
-    boost::asio::const_buffer gather(const ConstBufferSequence& buffers) {
-        std::size_t count = 0;
-        boost::asio::const_buffer first;
-        for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it)
-            if (boost::asio::const_buffer b(*it); b.size() != 0 && count++ == 0) first = b;
-        if (count <= 1 || first.size() >= sizeof(record_)) return first;
-        return {record_, boost::asio::buffer_copy(boost::asio::buffer(record_), buffers)};
-    }
+    // The kept write buffers as one: the first alone, or several copied into record_.
+    boost::asio::const_buffer gather();
 
     std::unique_ptr<SSL, ssl_free> ssl_;
     // One record's plaintext gathered from several buffers; only while a write is under way
