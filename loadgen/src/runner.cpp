@@ -35,6 +35,7 @@
 #include "exsim/common/http_framing.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/loadgen/oracle.hpp"
+#include "client_stream.hpp"
 
 namespace exsim::loadgen {
 namespace net = boost::asio;
@@ -184,19 +185,6 @@ struct worker {
     }
 };
 
-beast::tcp_stream& tcp_layer(beast::tcp_stream& s) { return s; }
-beast::tcp_stream& tcp_layer(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
-
-awaitable<std::string> secure(beast::tcp_stream&, const std::string&, std::string&) { co_return std::string(); }
-awaitable<std::string> secure(beast::ssl_stream<beast::tcp_stream>& s, const std::string& host, std::string& detail) {
-    if (!SSL_set_tlsext_host_name(s.native_handle(), host.c_str())) co_return "tls";
-    s.set_verify_callback(ssl::host_name_verification(host));
-    auto [ec] = co_await s.async_handshake(ssl::stream_base::client, nothrow);
-    if (!ec) co_return std::string();
-    detail = fmt::format("TLS handshake with {}: {} (see --ca-file, --insecure)", host, ec.message());
-    co_return ec == beast::error::timeout ? "timeout" : "tls";
-}
-
 // A 401 whose WWW-Authenticate offers Basic (which read_challenge does not list).
 bool asks_for_basic(const http::response<http::string_body>& res) {
     for (const auto& f : res) {
@@ -236,7 +224,6 @@ struct session_base {
     virtual awaitable<std::string> probe() = 0;  // why the target cannot be used; "" when it can
 };
 
-template <class Stream>
 class session final : public session_base {
 public:
     // Sessions of the same user share its messages: this one reads and deletes only those whose
@@ -290,7 +277,7 @@ public:
             req.set(http::field::host, rs_.where.host);
             http::response<http::string_body> res;
             bool stale = false;
-            tcp_layer(*stream_).expires_after(rs_.options.timeout);
+            stream_->tcp().expires_after(rs_.options.timeout);
             if (auto ec = co_await round_trip(req, res, stale)) {
                 why = fmt::format("no answer to GET /exchange/: {}", ec.message());
             } else if (const auto offers = auth::read_challenge(res, std::nullopt).offers;
@@ -381,35 +368,33 @@ private:
 
     awaitable<std::string> connect() {
         const auto& where = rs_.where;
-        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-            stream_.emplace(co_await net::this_coro::executor);
-        } else {
-            stream_.emplace(co_await net::this_coro::executor, *w_.tls);
-        }
-        tcp_layer(*stream_).expires_after(rs_.options.timeout);  // connect and TLS handshake too
+        const auto executor = co_await net::this_coro::executor;
+        if (where.tls) stream_.emplace(executor, *w_.tls);
+        else stream_.emplace(executor);
+        stream_->tcp().expires_after(rs_.options.timeout);  // connect and TLS handshake too
         tcp::resolver resolver(co_await net::this_coro::executor);
         auto [rec, endpoints] = co_await resolver.async_resolve(where.connect_host, where.port, nothrow);
         if (rec) {
             detail_ = fmt::format("cannot resolve {}: {}", where.connect_host, rec.message());
             co_return "connect";
         }
-        auto [ec, ep] = co_await tcp_layer(*stream_).async_connect(endpoints, nothrow);
+        auto [ec, ep] = co_await stream_->tcp().async_connect(endpoints, nothrow);
         if (ec) {
             detail_ = fmt::format("connect to {}:{}: {}", where.connect_host, where.port, ec.message());
             co_return ec == beast::error::timeout ? "timeout" : "connect";
         }
         boost::system::error_code ignored;
-        tcp_layer(*stream_).socket().set_option(tcp::no_delay(true), ignored);
+        stream_->tcp().socket().set_option(tcp::no_delay(true), ignored);
         ++w_.connections;
-        auto tls_error = co_await secure(*stream_, where.host, detail_);
+        auto tls_error = co_await stream_->secure(where.host, detail_);
         co_return tls_error;
     }
 
     void close() {
         if (!stream_) return;
         boost::system::error_code ignored;
-        tcp_layer(*stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
-        tcp_layer(*stream_).close();
+        stream_->tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream_->tcp().close();
         stream_.reset();
     }
 
@@ -442,7 +427,7 @@ private:
                     co_return r;
                 }
             }
-            tcp_layer(*stream_).expires_after(rs_.options.timeout);
+            stream_->tcp().expires_after(rs_.options.timeout);
             bool stale = false;
             auto ec = co_await round_trip(req, res, stale);
             if (!ec) break;
@@ -498,7 +483,7 @@ private:
                 co_return "auth";
             }
             req.set(http::field::authorization, auth::token_header(initiator->http_scheme(), step.token));
-            tcp_layer(*stream_).expires_after(o.timeout);
+            stream_->tcp().expires_after(o.timeout);
             bool stale = false;
             if (auto ec = co_await round_trip(req, res, stale)) co_return transport_error(ec);
             auto ch = auth::read_challenge(res, initiator->http_scheme());
@@ -544,7 +529,7 @@ private:
             close();
             if (auto kind = co_await connect(); !kind.empty()) co_return kind;
         }
-        tcp_layer(*stream_).expires_after(rs_.options.timeout);
+        stream_->tcp().expires_after(rs_.options.timeout);
         bool stale = false;
         if (auto ec = co_await round_trip(req, res, stale)) co_return transport_error(ec);
         co_return std::string();  // a 401 again is reported as "http_401"
@@ -558,7 +543,7 @@ private:
     std::discrete_distribution<std::size_t> mix_;
     std::vector<std::string> may_open_;
     std::string basic_;
-    std::optional<Stream> stream_;
+    std::optional<client_stream> stream_;
     std::string detail_;  // why the last connect failed
     std::vector<std::string> known_;
     std::uint64_t sent_ = 0;
@@ -711,11 +696,7 @@ load_result run_load(const load_options& o) {
         auto& w = *workers[k % workers.size()];
         const std::size_t u = k % users.size();
         const std::size_t share = (sessions - u + users.size() - 1) / users.size();  // sessions of this user
-        auto make = [&]<class Stream>() {
-            return std::make_shared<session<Stream>>(rs, w, *users[u], k, o.seed + k, k / users.size(), share);
-        };
-        if (rs.where.tls) vus.push_back(make.template operator()<beast::ssl_stream<beast::tcp_stream>>());
-        else vus.push_back(make.template operator()<beast::tcp_stream>());
+        vus.push_back(std::make_shared<session>(rs, w, *users[u], k, o.seed + k, k / users.size(), share));
     }
     auto run_threads = [&] {
         for (auto& w : workers) w->thread = std::thread([&io = w->io] { io.run(); });

@@ -1,9 +1,8 @@
 #pragma once
 // A back-end connection's stream: beast::tcp_stream (its timer per operation, its close on
-// timeout), with reads and writes whose handlers are type-erased, so that tcp_stream's operations
-// underneath (its timeouts, the socket's reactor operations, the posts) are compiled once, in
-// backend_stream.cpp, and not once for each Beast read and write exchange.cpp awaits, tapped or
-// not. The same trade as deadline_stream's (deadline_stream.hpp), for the other side.
+// timeout), with reads and writes whose handlers are type-erased (common/erased_io.hpp), so that
+// tcp_stream's operations underneath are compiled once, in backend_stream.cpp, and not once for
+// each Beast read and write exchange.cpp awaits, tapped or not.
 
 #include <cstddef>
 #include <utility>
@@ -13,14 +12,14 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/system/error_code.hpp>
 
-#include "exsim/proxy/deadline_stream.hpp"  // io_buffers
+#include "exsim/common/erased_io.hpp"
 
 namespace exsim::proxy {
 
 class backend_stream : public boost::beast::tcp_stream {
 public:
     using error_code = boost::system::error_code;
-    using handler_type = boost::asio::any_completion_handler<void(error_code, std::size_t)>;
+    using handler_type = common::io_handler;
     using boost::beast::tcp_stream::basic_stream;
 
     // Reads into the first non-empty buffer. Handler: void(error_code, std::size_t).
@@ -49,7 +48,7 @@ private:
     void read_some(handler_type handler);
     void write_some(handler_type handler);
 
-    io_buffers buffers_;
+    common::io_buffers buffers_;
 };
 
 }  // namespace exsim::proxy

@@ -11,13 +11,11 @@
 //
 // plain_stream is the plain-HTTP client stream; tls_stream.hpp adds OpenSSL on the same ground.
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <span>
 #include <utility>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -28,35 +26,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "exsim/common/erased_io.hpp"
+
 namespace exsim::proxy {
 
-// The buffers of a stream's read and of its write under way (one of each at a time, as for any
-// Beast stream), kept by value for an operation whose handler is type-erased: the first
-// non-empty buffer to read into; the first buffers to write (a write_some may write less than it
-// was given).
-struct io_buffers {
-    boost::asio::mutable_buffer read;
-    std::array<boost::asio::const_buffer, 8> write_pieces;
-    std::size_t write_count = 0;
-
-    template <class MutableBufferSequence>
-    void keep_read(const MutableBufferSequence& buffers) {
-        read = {};
-        for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it)
-            if (boost::asio::mutable_buffer b(*it); b.size() != 0) {
-                read = b;
-                return;
-            }
-    }
-    template <class ConstBufferSequence>
-    void keep_write(const ConstBufferSequence& buffers) {
-        write_count = 0;
-        for (auto it = boost::asio::buffer_sequence_begin(buffers);
-             it != boost::asio::buffer_sequence_end(buffers) && write_count < write_pieces.size(); ++it)
-            if (boost::asio::const_buffer b(*it); b.size() != 0) write_pieces[write_count++] = b;
-    }
-    std::span<const boost::asio::const_buffer> write() const { return {write_pieces.data(), write_count}; }
-};
+using common::io_buffers;
 
 class deadline_stream {
 public:

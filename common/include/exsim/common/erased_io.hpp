@@ -1,0 +1,73 @@
+#pragma once
+// What a stream needs to take its reads' and writes' handlers type-erased
+// (boost::asio::any_completion_handler) and run them through code compiled once, in its own .cpp:
+// the buffers kept by value while the operation is under way, and the erased handler made fit to
+// hand to Beast's and Asio's own stream operations.
+//
+// Why: a stream's async_read_some and async_write_some are templates on the handler, and each
+// Beast read or write a caller awaits (over each stream type, tapped or not) instantiates the
+// whole machinery under them again: the composed operation, the socket's reactor operation, the
+// posts. Erasing the handler at the stream compiles that machinery once. The proxy's streams and
+// the load generator's connection do (proxy/README.md); it halved the objects of the files that
+// await them. The cost: an indirect call and a recycled allocation per read or write.
+
+#include <array>
+#include <cstddef>
+#include <span>
+#include <utility>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/system/error_code.hpp>
+
+namespace exsim::common {
+
+using io_handler = boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
+
+// The buffers of a stream's read and of its write under way (one of each at a time, as for any
+// Beast stream): the first non-empty buffer to read into; the first buffers to write (a
+// write_some may write less than it was given).
+struct io_buffers {
+    boost::asio::mutable_buffer read;
+    std::array<boost::asio::const_buffer, 8> write_pieces;
+    std::size_t write_count = 0;
+
+    template <class MutableBufferSequence>
+    void keep_read(const MutableBufferSequence& buffers) {
+        read = {};
+        for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers); ++it)
+            if (boost::asio::mutable_buffer b(*it); b.size() != 0) {
+                read = b;
+                return;
+            }
+    }
+    template <class ConstBufferSequence>
+    void keep_write(const ConstBufferSequence& buffers) {
+        write_count = 0;
+        for (auto it = boost::asio::buffer_sequence_begin(buffers);
+             it != boost::asio::buffer_sequence_end(buffers) && write_count < write_pieces.size(); ++it)
+            if (boost::asio::const_buffer b(*it); b.size() != 0) write_pieces[write_count++] = b;
+    }
+    std::span<const boost::asio::const_buffer> write() const { return {write_pieces.data(), write_count}; }
+};
+
+// An erased handler to give to Beast's streams. Their operations post the completion through the
+// handler's executor with blocking.never, which Boost 1.81's any_completion_executor (an erased
+// handler's) does not offer: this one is called on the stream's own executor instead, the one
+// its callers await on. Its allocator and cancellation slot are the erased handler's.
+struct on_stream_executor {
+    io_handler handler;
+    boost::asio::any_io_executor executor;
+
+    using executor_type = boost::asio::any_io_executor;
+    using allocator_type = io_handler::allocator_type;
+    using cancellation_slot_type = io_handler::cancellation_slot_type;
+    executor_type get_executor() const noexcept { return executor; }
+    allocator_type get_allocator() const noexcept { return handler.get_allocator(); }
+    cancellation_slot_type get_cancellation_slot() const noexcept { return handler.get_cancellation_slot(); }
+
+    void operator()(boost::system::error_code ec, std::size_t n) { std::move(handler)(ec, n); }
+};
+
+}  // namespace exsim::common
