@@ -4,13 +4,11 @@
 // (common/erased_io.hpp): the session (runner.cpp) and Beast's reads and writes over it are
 // compiled once, not once per stream type, and what lies under them once, in client_stream.cpp.
 
-#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -21,7 +19,7 @@
 
 namespace exsim::loadgen {
 
-class client_stream {
+class client_stream : public common::erased_read_write<client_stream> {
 public:
     using executor_type = boost::asio::any_io_executor;
     using error_code = boost::system::error_code;
@@ -39,35 +37,13 @@ public:
     // when done (or plain), else the failure's kind ("tls", "timeout") with `detail` set.
     boost::asio::awaitable<std::string> secure(const std::string& host, std::string& detail);
 
-    // Reads into the first non-empty buffer. Handler: void(error_code, std::size_t).
-    template <class MutableBufferSequence, class Token>
-    auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
-            [this](auto handler, const MutableBufferSequence& b) {
-                buffers_.keep_read(b);
-                read_some(common::io_handler(std::move(handler)));
-            },
-            token, buffers);
-    }
-
-    // Writes some of the first eight buffers. Handler: void(error_code, std::size_t).
-    template <class ConstBufferSequence, class Token>
-    auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code, std::size_t)>(
-            [this](auto handler, const ConstBufferSequence& b) {
-                buffers_.keep_write(b);
-                write_some(common::io_handler(std::move(handler)));
-            },
-            token, buffers);
-    }
-
 private:
+    friend erased_read_write;
     void read_some(common::io_handler handler);
     void write_some(common::io_handler handler);
 
-    std::optional<boost::beast::tcp_stream> tcp_;                                   // plain
+    std::optional<boost::beast::tcp_stream> tcp_;                            // plain
     std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_;  // or TLS
-    common::io_buffers buffers_;
 };
 
 }  // namespace exsim::loadgen

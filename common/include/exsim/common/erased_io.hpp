@@ -18,6 +18,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -50,6 +51,37 @@ struct io_buffers {
             if (boost::asio::const_buffer b(*it); b.size() != 0) write_pieces[write_count++] = b;
     }
     std::span<const boost::asio::const_buffer> write() const { return {write_pieces.data(), write_count}; }
+};
+
+// Gives a stream (Derived) a Beast AsyncStream's async_read_some and async_write_some that keep
+// the buffers in `buffers_` and hand the erased handler to Derived's read_some(io_handler) and
+// write_some(io_handler), compiled in Derived's own file. Reads go into the first non-empty
+// buffer; writes write some of the first eight. Handlers: void(error_code, std::size_t).
+template <class Derived>
+class erased_read_write {
+public:
+    template <class MutableBufferSequence, class Token>
+    auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+            [this](auto handler, const MutableBufferSequence& b) {
+                buffers_.keep_read(b);
+                static_cast<Derived*>(this)->read_some(io_handler(std::move(handler)));
+            },
+            token, buffers);
+    }
+
+    template <class ConstBufferSequence, class Token>
+    auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+            [this](auto handler, const ConstBufferSequence& b) {
+                buffers_.keep_write(b);
+                static_cast<Derived*>(this)->write_some(io_handler(std::move(handler)));
+            },
+            token, buffers);
+    }
+
+protected:
+    io_buffers buffers_;
 };
 
 // An erased handler to give to Beast's streams. Their operations post the completion through the
