@@ -1,7 +1,7 @@
 #pragma once
 // A stream that tells a wire tap (common/wire_tap.hpp) the bytes it reads and writes: the
-// back-end connections' beast::tcp_stream, and the client connections' tcp_stream or tls_stream
-// (whose plaintext is what it reports). Everything but async_read_some and async_write_some is
+// back-end connections' backend_stream (a beast::tcp_stream), and the client connections'
+// plain_stream or tls_stream (whose plaintext is what it reports). Everything but async_read_some and async_write_some is
 // the wrapped stream's own; with no tap those two are the wrapped stream's too, plus one test.
 
 #include <cstdint>

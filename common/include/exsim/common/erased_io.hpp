@@ -11,10 +11,10 @@
 // the load generator's connection do (proxy/README.md); it halved the objects of the files that
 // await them. The cost: an indirect call and a recycled allocation per read or write.
 
-#include <array>
 #include <cstddef>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -27,12 +27,15 @@ namespace exsim::common {
 using io_handler = boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
 
 // The buffers of a stream's read and of its write under way (one of each at a time, as for any
-// Beast stream): the first non-empty buffer to read into; the first buffers to write (a
-// write_some may write less than it was given).
+// Beast stream): the first non-empty buffer to read into; the non-empty buffers to write, up to
+// Asio's 64 for one sendmsg (a write_some may write less than it was given). A Beast message is
+// a buffer per header field and more, so the write list keeps what it grew to (a few hundred
+// bytes for a connection's life) instead of a fixed array that would split a message's writes.
 struct io_buffers {
+    static constexpr std::size_t max_write_pieces = 64;
+
     boost::asio::mutable_buffer read;
-    std::array<boost::asio::const_buffer, 8> write_pieces;
-    std::size_t write_count = 0;
+    std::vector<boost::asio::const_buffer> write_pieces;
 
     template <class MutableBufferSequence>
     void keep_read(const MutableBufferSequence& buffers) {
@@ -45,18 +48,18 @@ struct io_buffers {
     }
     template <class ConstBufferSequence>
     void keep_write(const ConstBufferSequence& buffers) {
-        write_count = 0;
+        write_pieces.clear();
         for (auto it = boost::asio::buffer_sequence_begin(buffers);
-             it != boost::asio::buffer_sequence_end(buffers) && write_count < write_pieces.size(); ++it)
-            if (boost::asio::const_buffer b(*it); b.size() != 0) write_pieces[write_count++] = b;
+             it != boost::asio::buffer_sequence_end(buffers) && write_pieces.size() < max_write_pieces; ++it)
+            if (boost::asio::const_buffer b(*it); b.size() != 0) write_pieces.push_back(b);
     }
-    std::span<const boost::asio::const_buffer> write() const { return {write_pieces.data(), write_count}; }
+    std::span<const boost::asio::const_buffer> write() const { return write_pieces; }
 };
 
 // Gives a stream (Derived) a Beast AsyncStream's async_read_some and async_write_some that keep
 // the buffers in `buffers_` and hand the erased handler to Derived's read_some(io_handler) and
 // write_some(io_handler), compiled in Derived's own file. Reads go into the first non-empty
-// buffer; writes write some of the first eight. Handlers: void(error_code, std::size_t).
+// buffer; writes write some of the first 64 non-empty ones. Handlers: void(error_code, std::size_t).
 template <class Derived>
 class erased_read_write {
 public:
