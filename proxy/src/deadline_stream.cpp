@@ -26,7 +26,7 @@ void deadline_stream::run(op o, boost::asio::any_completion_handler<void(error_c
     run_erased(o, std::move(handler));
 }
 
-void deadline_stream::run(op o, boost::asio::any_completion_handler<void(error_code, std::size_t)> handler) {
+void deadline_stream::run(op o, common::io_handler handler) {
     run_erased(o, std::move(handler));
 }
 

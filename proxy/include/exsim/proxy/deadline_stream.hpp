@@ -30,9 +30,9 @@
 
 namespace exsim::proxy {
 
-using common::io_buffers;
-
-class deadline_stream {
+// A Beast AsyncStream: reads and writes through common::erased_read_write (reads into the first
+// non-empty buffer), each a step() tried until it is done.
+class deadline_stream : public common::erased_read_write<deadline_stream> {
 public:
     using executor_type = boost::asio::any_io_executor;
     using error_code = boost::system::error_code;
@@ -59,23 +59,14 @@ protected:
     // when it is done (`ec` its outcome, `moved` the bytes it moved).
     virtual std::optional<wait_type> step(op o, std::size_t& moved, error_code& ec) = 0;
 
-    // Runs `o` until it is done, after `prepare()` (which keeps the operation's buffers in
-    // buffers_) when it starts. Signature: void(error_code) or void(error_code, std::size_t).
-    // The handler is type-erased here: the machinery of an operation (its composed operation,
-    // socket wait and post) is compiled once, in deadline_stream.cpp, not once for each handler
-    // type of each caller (Beast's read and write operations over each stream type, tapped or
-    // not, each awaited on its own). It was a third of session.cpp's object code.
-    template <class Signature, class Token, class Prepare>
-    auto async_run(op o, Token&& token, Prepare prepare) {
-        return boost::asio::async_initiate<Token, Signature>(
-            [this, o](auto handler, Prepare p) {
-                p();
-                run(o, boost::asio::any_completion_handler<Signature>(std::move(handler)));
-            },
-            token, std::move(prepare));
+    // Runs `o` (a handshake or a shutdown: reads and writes come through erased_read_write) until
+    // it is done. Handler: void(error_code).
+    template <class Token>
+    auto async_run(op o, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [this, o](auto handler) { run(o, boost::asio::any_completion_handler<void(error_code)>(std::move(handler))); },
+            token);
     }
-
-    io_buffers buffers_;
 
 private:
     struct core_type {
@@ -87,8 +78,15 @@ private:
         bool timed_out = false;
     };
 
+    // The handlers are type-erased: the machinery of an operation (its composed operation, socket
+    // wait and post) is compiled once, in deadline_stream.cpp, not once for each handler type of
+    // each caller (Beast's read and write operations over each stream type, tapped or not). It
+    // was a third of session.cpp's object code.
+    friend erased_read_write;
+    void read_some(common::io_handler handler) { run(op::read, std::move(handler)); }
+    void write_some(common::io_handler handler) { run(op::write, std::move(handler)); }
     void run(op o, boost::asio::any_completion_handler<void(error_code)> handler);
-    void run(op o, boost::asio::any_completion_handler<void(error_code, std::size_t)> handler);
+    void run(op o, common::io_handler handler);
     template <class Signature>
     void run_erased(op o, boost::asio::any_completion_handler<Signature> handler);
 
@@ -105,20 +103,6 @@ private:
 class plain_stream : public deadline_stream {
 public:
     using deadline_stream::deadline_stream;
-
-    // Reads into the first non-empty buffer. Handler: void(error_code, std::size_t).
-    template <class MutableBufferSequence, class Token>
-    auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
-        return async_run<void(error_code, std::size_t)>(op::read, std::forward<Token>(token),
-                                                        [this, buffers] { buffers_.keep_read(buffers); });
-    }
-
-    // Handler: void(error_code, std::size_t).
-    template <class ConstBufferSequence, class Token>
-    auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
-        return async_run<void(error_code, std::size_t)>(op::write, std::forward<Token>(token),
-                                                        [this, buffers] { buffers_.keep_write(buffers); });
-    }
 
 private:
     std::optional<wait_type> step(op o, std::size_t& moved, error_code& ec) override;

@@ -38,29 +38,13 @@ public:
     // The server's side of the handshake. Handler: void(error_code).
     template <class Token>
     auto async_handshake(Token&& token) {
-        return async_run<void(error_code)>(op::handshake, std::forward<Token>(token), [] {});
-    }
-
-    // Reads into the first non-empty buffer. Handler: void(error_code, std::size_t).
-    template <class MutableBufferSequence, class Token>
-    auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
-        return async_run<void(error_code, std::size_t)>(op::read, std::forward<Token>(token),
-                                                        [this, buffers] { buffers_.keep_read(buffers); });
-    }
-
-    // Writes at most one record's worth (16 KiB) of the buffers: a sequence of small buffers (a
-    // response's header and body) is gathered into one record and one send. Handler:
-    // void(error_code, std::size_t).
-    template <class ConstBufferSequence, class Token>
-    auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
-        return async_run<void(error_code, std::size_t)>(op::write, std::forward<Token>(token),
-                                                        [this, buffers] { buffers_.keep_write(buffers); });
+        return async_run(op::handshake, std::forward<Token>(token));
     }
 
     // Sends close_notify (once; the peer's is not awaited). Handler: void(error_code).
     template <class Token>
     auto async_shutdown(Token&& token) {
-        return async_run<void(error_code)>(op::shutdown, std::forward<Token>(token), [] {});
+        return async_run(op::shutdown, std::forward<Token>(token));
     }
 
 private:
@@ -69,7 +53,8 @@ private:
     };
 
     // One try of the OpenSSL call of `o`; waits on the socket whenever OpenSSL wants to read or
-    // write. A write gathers the kept buffers again on each try (into record_, which another
+    // write. A write sends at most one record (16 KiB): small buffers (a response's header and
+    // body) are gathered into one record and one send, again on each try (into record_, which another
     // connection's write may have used meanwhile: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
     std::optional<wait_type> step(op o, std::size_t& moved, error_code& ec) override;
     // After a failed OpenSSL call: the socket wait it needs (none when `ec` was set to the error).
