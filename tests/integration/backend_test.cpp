@@ -301,7 +301,7 @@ TEST(Backend, IdleConnectionIsClosed) {
     auto be = env().start_backend("be1", true, limits);
     connection c(be->port());
     ASSERT_TRUE(c.open());
-    EXPECT_TRUE(eventually([&] { return !c.open(); })) << "still open after idle_timeout (200 ms)";
+    EXPECT_TRUE(eventually([&] { return !c.open(); }, std::chrono::seconds(20))) << "still open after idle_timeout (200 ms)";
 }
 
 TEST(Backend, AUserOfAnotherBackendAuthenticatesButIsNotAuthorized) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -209,6 +210,17 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return true;
+}
+
+std::chrono::milliseconds time_of(const std::function<void()>& work) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+}
+
+std::chrono::milliseconds bound(std::chrono::milliseconds promised, std::chrono::milliseconds baseline, int factor,
+                                std::chrono::milliseconds floor) {
+    return promised + std::max(floor, factor * baseline);
 }
 
 }  // namespace exsim::testing

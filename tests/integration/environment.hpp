@@ -106,4 +106,17 @@ private:
 bool eventually(const std::function<bool()>& condition,
                 std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
 
+// How long `work` took, in whole milliseconds.
+std::chrono::milliseconds time_of(const std::function<void()>& work);
+
+// The upper bound of a duration a test asserts, for a machine of any speed and load. `promised`
+// is what the code under test promises (a timeout, 0 for "at once"); `baseline` is comparable
+// work measured by the test on the same machine in the same run, just before (a warm request, a
+// first login). The bound is promised + `factor` baselines, and at least promised + `floor`:
+// close to the promise on a quiet machine, growing with a slow or busy one, and still far below
+// what the assertion guards against (a missing timeout: libkrb5's 27 s, the 30 s and 120 s
+// defaults).
+std::chrono::milliseconds bound(std::chrono::milliseconds promised, std::chrono::milliseconds baseline, int factor = 20,
+                                std::chrono::milliseconds floor = std::chrono::milliseconds(1000));
+
 }  // namespace exsim::testing

@@ -316,40 +316,47 @@ timed timed_as_user(const proxy::server& p, const std::string& user) {
 // naming the KDC, at once; a user whose Kerberos credentials are cached, NTLM users (served
 // before or not) and, without require_kerberos, an uncached Kerberos user (falling back to
 // NTLM, counted) are served. When the KDC comes back, Kerberos resumes without a restart.
+// "At once" is measured against the first logins of the warm-up on the same machine (a bound of
+// three of them, at least 1 s): waiting for the stopped KDC instead would take libkrb5's retries.
 TEST(FaultKdc, StoppedAnswers503NamingItServesTheOthersAndResumesWhenItReturns) {
     audit_since be1("be1"), be2("be2");
     auto p = start_proxy();  // Negotiate may fall back to NTLM
     auto q = start_proxy({.require_kerberos = true});
-    ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
-    ASSERT_EQ(as_user(*p, "dave").result_int(), 200);
-    ASSERT_EQ(as_user(*q, "alice").result_int(), 200);
+    std::chrono::milliseconds first_login{0};
+    for (auto [proxy, user] : {std::pair{p.get(), "alice"}, {p.get(), "dave"}, {q.get(), "alice"}}) {
+        auto r = timed_as_user(*proxy, user);
+        ASSERT_EQ(r.res.result_int(), 200) << user << ": " << r.res.body();
+        first_login = std::max(first_login, r.took);
+    }
     ASSERT_EQ(last_mechanism(be1, "alice"), "kerberos");
+    const auto at_once = bound(0ms, first_login, 3);
 
     kdc_stopped kdc;
     const auto kerberos_before = handshakes(*q, handshake_mechanism::kerberos);
     auto refused = timed_as_user(*q, "bob");
     EXPECT_EQ(refused.res.result_int(), 503) << refused.res.body();
     EXPECT_THAT(refused.res.body(), HasSubstr("KDC"));
-    EXPECT_LT(refused.took, 1s);
+    EXPECT_LT(refused.took, at_once);
     auto cached = timed_as_user(*q, "alice");
     EXPECT_EQ(cached.res.result_int(), 200) << cached.res.body();
     EXPECT_EQ(handshakes(*q, handshake_mechanism::kerberos), kerberos_before + 1) << "alice still uses Kerberos";
-    EXPECT_LT(cached.took, 1s);
+    EXPECT_LT(cached.took, at_once);
 
     for (const auto& user : {"alice", "dave", "carol"}) {  // carol: never served before
         auto r = timed_as_user(*p, user);
         EXPECT_EQ(r.res.result_int(), 200) << user << ": " << r.res.body();
         EXPECT_EQ(r.res["X-Exsim-Mailbox"], user);
-        EXPECT_LT(r.took, 1s) << user;
+        EXPECT_LT(r.took, at_once) << user;
     }
     EXPECT_EQ(last_mechanism(be1, "alice"), "kerberos");
     EXPECT_EQ(last_mechanism(be2, "carol"), "ntlm");
     const auto fallbacks = metric(*p, &worker_metrics::ntlm_fallbacks);
     auto bob = timed_as_user(*p, "bob");
     EXPECT_EQ(bob.res.result_int(), 200) << bob.res.body();
-    EXPECT_LT(bob.took, 1s);
+    EXPECT_LT(bob.took, at_once);
     EXPECT_EQ(last_mechanism(be1, "bob"), "ntlm");
     EXPECT_EQ(metric(*p, &worker_metrics::ntlm_fallbacks), fallbacks + 1) << "the fall-back is counted";
+    const auto warm = timed_as_user(*p, "bob").took;  // the baseline of "as before", below
 
     const auto fell_back = clock_type::now();
 
@@ -366,6 +373,8 @@ TEST(FaultKdc, StoppedAnswers503NamingItServesTheOthersAndResumesWhenItReturns) 
 
     // bob's NTLM-only Negotiate credentials are kept 10 s, not an hour: then Kerberos is tried
     // again, in the background, while they keep serving him (here against a KDC that hangs).
+    // Waiting for it would take credential_timeout (15 s); served "as before" is measured against
+    // bob's warm NTLM request (`warm`, 20 of them, at least 500 ms).
     std::this_thread::sleep_for(10'300ms - since(fell_back));
     std::optional<std::chrono::milliseconds> p_resumed;
     const auto retried = since(fell_back);
@@ -374,13 +383,13 @@ TEST(FaultKdc, StoppedAnswers503NamingItServesTheOthersAndResumesWhenItReturns) 
         for (int i = 0; i < 2; ++i) {
             auto r = timed_as_user(*p, "bob");
             EXPECT_EQ(r.res.result_int(), 200) << r.res.body();
-            EXPECT_LT(r.took, 500ms) << "bob waited for the KDC instead of being served as before";
+            EXPECT_LT(r.took, bound(0ms, warm, 20, 500ms)) << "bob waited for the KDC instead of being served as before";
             EXPECT_EQ(last_mechanism(be1, "bob"), "ntlm");
             std::this_thread::sleep_for(300ms);
         }
     }
     const auto resumed = clock_type::now();
-    while (!p_resumed && since(resumed) < 5s) {
+    while (!p_resumed && since(resumed) < 15s) {
         if (as_user(*p, "bob").result_int() == 200 && last_mechanism(be1, "bob") == "kerberos") p_resumed = since(resumed);
         else std::this_thread::sleep_for(100ms);
     }
@@ -393,7 +402,8 @@ TEST(FaultKdc, StoppedAnswers503NamingItServesTheOthersAndResumesWhenItReturns) 
 // Paused (SIGSTOP): the users whose first request needs the KDC wait for it on the blocking
 // pool (two of them: as many as its threads); meanwhile the event loop serves a cached Kerberos
 // user and a new NTLM user at once. When the KDC answers, the waiting requests complete with
-// Kerberos.
+// Kerberos. Asserted by order, not by the clock: alice and carol are answered while the KDC is
+// still paused and bob's and erin's requests are still waiting; theirs are answered after it resumes.
 TEST(FaultKdc, SlowDelaysOnlyTheRequestsThatNeedIt) {
     audit_since be1("be1"), be2("be2");
     auto p = start_proxy();
@@ -402,28 +412,33 @@ TEST(FaultKdc, SlowDelaysOnlyTheRequestsThatNeedIt) {
     // and a first request to be2 waits for the KDC too.)
     ASSERT_EQ(as_user(*p, "dave").result_int(), 200);
 
-    std::vector<std::future<timed>> waiting;
+    struct answered {
+        response res;
+        clock_type::time_point at;
+    };
+    std::vector<std::future<answered>> waiting;
+    clock_type::time_point resumed_at;
     {
         kdc_paused kdc;
-        const auto paused = clock_type::now();
         for (const auto& user : {"bob", "erin"})
-            waiting.push_back(std::async(std::launch::async, [&p, user] { return timed_as_user(*p, user); }));
+            waiting.push_back(std::async(std::launch::async, [&p, user] { return answered{as_user(*p, user), clock_type::now()}; }));
         std::this_thread::sleep_for(300ms);
         for (const auto& user : {"alice", "carol"}) {  // carol: never served before
             auto r = timed_as_user(*p, user);
             EXPECT_EQ(r.res.result_int(), 200) << user << ": " << r.res.body();
-            EXPECT_LT(r.took, 500ms) << user << " waited for the KDC";
+            fmt::print("KDC paused: {} served in {} ms\n", user, r.took.count());
         }
         for (auto& w : waiting) EXPECT_EQ(w.wait_for(0s), std::future_status::timeout) << "needs the KDC";
-        std::this_thread::sleep_for(2s - since(paused));
+        std::this_thread::sleep_for(1s);
+        for (auto& w : waiting) EXPECT_EQ(w.wait_for(0s), std::future_status::timeout) << "needs the KDC";
+        resumed_at = clock_type::now();
     }
     for (std::size_t i = 0; i < waiting.size(); ++i) {
         const std::string user = i == 0 ? "bob" : "erin";
-        ASSERT_EQ(waiting[i].wait_for(10s), std::future_status::ready) << user;
+        ASSERT_EQ(waiting[i].wait_for(30s), std::future_status::ready) << user;
         auto r = waiting[i].get();
-        fmt::print("KDC paused 2 s: {}'s first request took {} ms\n", user, r.took.count());
         EXPECT_EQ(r.res.result_int(), 200) << r.res.body();
-        EXPECT_GE(r.took, 1500ms);
+        EXPECT_GE(r.at, resumed_at) << user << " was answered before the KDC resumed";
         EXPECT_EQ(last_mechanism(be1, user), "kerberos");
     }
     EXPECT_EQ(last_mechanism(be1, "alice"), "kerberos");
@@ -433,22 +448,29 @@ TEST(FaultKdc, SlowDelaysOnlyTheRequestsThatNeedIt) {
 // Hung for longer than credential_timeout: a new Kerberos user (NTLM not allowed) gets a 503
 // naming the timeout instead of waiting for libkrb5's own (about 27 s); a user served before is
 // not delayed. The acquisition goes on, and once the KDC answers the new user is served.
+// The timeout is three first logins measured on this machine just before (at least 600 ms), so
+// that a cold acquisition with a KDC that answers fits in it on a slow, busy machine; the 503 comes
+// no earlier than the timeout and within bound(timeout, first login); alice's cached credentials
+// answer before the timeout would have run out (waiting for the KDC would have given a 503).
 TEST(FaultKdc, HungAnswers503AfterTheCredentialTimeoutAndServesOnceItAnswers) {
     audit_since be1("be1");
+    auto first_login = timed_as_user(*start_proxy({.require_kerberos = true}), "alice");
+    ASSERT_EQ(first_login.res.result_int(), 200) << first_login.res.body();
     proxy::proxy_limits limits;
-    limits.credential_timeout = 600ms;
+    limits.credential_timeout = std::max<std::chrono::milliseconds>(600ms, 3 * first_login.took);
     auto q = start_proxy({.require_kerberos = true, .limits = limits});
-    ASSERT_EQ(as_user(*q, "alice").result_int(), 200);
+    ASSERT_TRUE(eventually([&] { return as_user(*q, "alice").result_int() == 200; }, 20s));
     {
         kdc_paused kdc;
         auto refused = timed_as_user(*q, "bob");
         EXPECT_EQ(refused.res.result_int(), 503) << refused.res.body();
-        EXPECT_THAT(refused.res.body(), HasSubstr("did not answer within 600 ms"));
-        EXPECT_GE(refused.took, 500ms);
-        EXPECT_LT(refused.took, 5s);
+        EXPECT_THAT(refused.res.body(),
+                    HasSubstr(fmt::format("did not answer within {} ms", limits.credential_timeout.count())));
+        EXPECT_GE(refused.took, limits.credential_timeout - 100ms);
+        EXPECT_LT(refused.took, bound(limits.credential_timeout, first_login.took, 3));
         auto cached = timed_as_user(*q, "alice");
         EXPECT_EQ(cached.res.result_int(), 200) << cached.res.body();
-        EXPECT_LT(cached.took, 500ms) << "alice waited for the KDC";
+        EXPECT_LT(cached.took, limits.credential_timeout) << "alice waited for the KDC";
     }
     EXPECT_TRUE(eventually([&] { return as_user(*q, "bob").result_int() == 200; }, 20s));
     EXPECT_EQ(last_mechanism(be1, "bob"), "kerberos");

@@ -117,7 +117,7 @@ TEST_F(PlainStream, ADeadlineMovedEarlierEndsTheReadThen) {
         s.expires_after(100ms);
         std::tie(ec, took) = co_await read(s, got);
         EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
-        EXPECT_LT(took, 5s);
+        EXPECT_LT(took, 5s);  // by order: long before the 10 s deadline it replaced
     });
 }
 
@@ -134,7 +134,7 @@ TEST_F(PlainStream, ADeadlinePassedWhileIdleEndsTheNextWaitAtOnce) {
         EXPECT_FALSE(ec) << ec.message();
         std::tie(ec, took) = co_await read(s, got);
         EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
-        EXPECT_LT(took, 1s);
+        EXPECT_LT(took, 5s);  // at once: without the deadline nothing ever ends this read but run()'s 20 s
     });
     EXPECT_EQ(got, "a");
 }

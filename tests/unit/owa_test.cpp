@@ -83,12 +83,14 @@ TEST(OwaSession, IdsAreRandom64HexDigits) {
 }
 
 TEST(OwaSession, ExpiresAfterItsIdleTimeout) {
-    session_store store(std::chrono::milliseconds(30));
+    // 300 ms: longer than a busy machine keeps this thread from running between create() and the
+    // finds (30 ms was not), shorter than the wait below.
+    session_store store(std::chrono::milliseconds(300));
     const auto id = store.create("alice", "alice-pw");
     ASSERT_TRUE(store.find(id));
     EXPECT_EQ(store.find(id)->user, "alice");
     EXPECT_EQ(store.find(id)->csrf.size(), 64u);
-    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
     EXPECT_FALSE(store.find(id));
     EXPECT_FALSE(store.find(""));
 }
