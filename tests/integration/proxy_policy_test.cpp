@@ -363,7 +363,7 @@ TEST(ProxyPinned, ClosesAnIdleClientsPinToMakeRoomAtTheConnectionCap) {
     audit_since be2("be2");
     common::pool_settings pool;
     pool.max_connections = 1;
-    pool.queue_timeout_ms = 500;
+    pool.queue_timeout_ms = 10'000;  // far longer than any machine takes: no wait may run out
     auto p = start_proxy({.policy = "pinned", .pool = pool});
     connection carol(p->port());  // stays open and idle, holding its pin
     ASSERT_EQ(carol.request(verb::get, "/exchange/", {{"Authorization", basic("carol")}}).result_int(), 200);
@@ -387,7 +387,7 @@ TEST(ProxyPerUser, ClosesAnotherUsersIdleConnectionToMakeRoomAtTheConnectionCap)
     audit_since be1("be1");
     common::pool_settings pool;
     pool.max_connections = 1;
-    pool.queue_timeout_ms = 500;
+    pool.queue_timeout_ms = 10'000;  // far longer than any machine takes: no wait may run out
     auto p = start_proxy({.policy = "per-user", .pool = pool});
     ASSERT_EQ(as_user(*p, "alice").result_int(), 200);
     auto bob = as_user(*p, "bob");
