@@ -4,6 +4,8 @@
 #   With targets (scripts/demo.sh asks for `exsim`) only those are built, and only the packages
 #   that building and running exsim needs are installed. Without, everything the preset has,
 #   with the test packages: GoogleTest and Google Benchmark must then be found.
+#   EXSIM_BUILD_PURPOSE=test installs and requires the test packages also for a few targets
+#   (scripts/test.sh's dev stage builds exsim and runs the tests that need only it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/stage.sh
@@ -13,6 +15,7 @@ targets=("$@")
 
 purpose=test
 [ ${#targets[@]} -gt 0 ] && purpose=demo
+purpose="${EXSIM_BUILD_PURPOSE:-$purpose}"
 stage "checking Debian packages ($purpose)"
 bash scripts/bootstrap.sh "$purpose"
 
