@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "exsim/common/log.hpp"
+#include "exsim/common/policies.hpp"
 #include "exsim/lab/demo.hpp"
 #include "exsim/lab/endpoints.hpp"
 #include "exsim/loadgen/report.hpp"
@@ -30,7 +31,8 @@ int cmd_demo(const arguments& args) {
         "sessions", po::value(&sessions)->default_value(0), "concurrent sessions (0: one per user)")(
         "extra-users", po::value(&extra_users)->default_value(extra_users), "generated users added to alice, bob, carol and dave")(
         "workers", po::value(&workers)->default_value(0), "front-end worker threads (0: one per core)")(
-        "policies", po::value(&policies), "comma-separated policies (default: all five)")(
+        "policies", po::value(&policies),
+        fmt::format("comma-separated policies: {} (default: all)", fmt::join(common::policy_names(), ", ")).c_str())(
         "backend-auths", po::value(&auths), "comma-separated: negotiate, ntlm, kerberos-persist (default: all three)")(
         "state-dir", po::value<std::string>(), "keep the realm, stores and audit logs here (default: a temporary folder, removed)")(
         "log-level", po::value(&o.log_level)->default_value("error"),

@@ -28,7 +28,7 @@ int cmd_trace(const arguments& args) {
         "config", po::value(&o.config), "topology JSON file (default: the embedded default topology)")(
         "scenario", po::value(&o.scenario), "a built-in topology by name instead of --config ('exsim scenarios' lists them)")(
         "backend-auth", po::value(&o.backend_auth), "override every back-end's providers: negotiate | ntlm")(
-        "policy", po::value(&f.policy), "pool policy: legacy | ms04-002 | no-reuse | pinned | per-user")(
+        "policy", po::value(&f.policy), ("pool policy: " + common::policy_choices()).c_str())(
         "require-kerberos", po::bool_switch(&f.require_kerberos), "refuse (502) back-ends that offer only NTLM")(
         "leak-guard", po::bool_switch(&f.leak_guard), "withhold responses from another user's mailbox")(
         "steps", po::value(&steps),

@@ -1,7 +1,5 @@
 #include "servers.hpp"
 
-#include <algorithm>
-
 #include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -11,7 +9,7 @@ namespace exsim::app {
 void add_frontend(po::options_description& d, frontend_options& o) {
     d.add_options()("address", po::value(&o.address)->default_value(o.address),
                     "front-end and metrics listen address (IP)")("policy", po::value(&o.policy),
-                    "pool policy: legacy | ms04-002 (default) | no-reuse | pinned | per-user")(
+                    ("pool policy: " + common::policy_choices()).c_str())(
         "workers", po::value(&o.workers)->default_value(0),
         "front-end worker threads (0: the topology's frontend.workers, else one per core)")(
         "proxy-port", po::value(&o.port)->default_value(0), "front-end port on 127.0.0.1 (0: a free one)")(
@@ -25,10 +23,7 @@ void add_frontend(po::options_description& d, frontend_options& o) {
 
 void apply_frontend_options(common::topology& t, const frontend_options& f) {
     if (!f.policy.empty()) {
-        const auto& names = common::policy_names();
-        if (std::find(names.begin(), names.end(), f.policy) == names.end())
-            throw common::config_error(
-                fmt::format("--policy: unknown policy '{}' (expected one of {})", f.policy, fmt::join(names, ", ")));
+        if (!common::find_policy(f.policy)) throw common::config_error("--policy: " + common::unknown_policy(f.policy));
         t.frontend.policy = f.policy;
     }
     t.frontend.require_kerberos = t.frontend.require_kerberos || f.require_kerberos;
