@@ -1,5 +1,5 @@
 #include "exsim/common/topology.hpp"
-#include "exsim/common/policy_names.hpp"
+#include "exsim/common/policies.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -43,34 +43,6 @@ std::vector<const user_entry*> topology::users_of(std::string_view backend) cons
     for (const auto& u : users)
         if (u.home == backend) out.push_back(&u);
     return out;
-}
-
-std::string_view policy_name(policy_kind k) {
-    switch (k) {  // a switch: -Wswitch flags a kind added without a name
-        case policy_kind::legacy: return "legacy";
-        case policy_kind::ms04_002: return "ms04-002";
-        case policy_kind::no_reuse: return "no-reuse";
-        case policy_kind::pinned: return "pinned";
-        case policy_kind::per_user: return "per-user";
-        case policy_kind::count: break;
-    }
-    return "unknown";
-}
-
-std::optional<policy_kind> find_policy(std::string_view name) {
-    for (std::size_t i = 0; i < static_cast<std::size_t>(policy_kind::count); ++i)
-        if (policy_name(static_cast<policy_kind>(i)) == name) return static_cast<policy_kind>(i);
-    return std::nullopt;
-}
-
-const std::vector<std::string>& policy_names() {
-    static const std::vector<std::string> names = [] {
-        std::vector<std::string> out;
-        for (std::size_t i = 0; i < static_cast<std::size_t>(policy_kind::count); ++i)
-            out.emplace_back(policy_name(static_cast<policy_kind>(i)));
-        return out;
-    }();
-    return names;
 }
 
 bool is_valid_name(std::string_view name) {
@@ -237,9 +209,7 @@ frontend_settings parse_frontend(const json::value& v, std::string_view source) 
     frontend_settings f;
     object_reader r(v, std::string(source), "frontend");
     f.policy = r.string("policy", &f.policy);
-    if (!find_policy(f.policy))
-        r.fail("frontend.policy",
-               fmt::format("unknown policy '{}' (expected one of {})", f.policy, fmt::join(policy_names(), ", ")));
+    if (!find_policy(f.policy)) r.fail("frontend.policy", unknown_policy(f.policy));
     f.require_kerberos = r.boolean("require_kerberos", f.require_kerberos);
     f.leak_guard = r.boolean("leak_guard", f.leak_guard);
     f.workers = r.count("workers", f.workers, 256);

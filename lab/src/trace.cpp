@@ -23,6 +23,7 @@
 #include "exsim/auth/token_decoder.hpp"
 #include "exsim/backend/server.hpp"
 #include "exsim/common/base64.hpp"
+#include "exsim/common/policies.hpp"
 #include "exsim/proxy/server.hpp"
 #include "exsim/lab/capture_notes.hpp"
 #include "exsim/lab/temporary_folder.hpp"
@@ -164,6 +165,8 @@ private:
     bool open_ = false;
 };
 
+// Where a connection came from, as trace.hpp's "obtained" documents it (new, pooled, pinned): a
+// grouping of the decisions, not a second name for each; the text prints proxy::name() beside it.
 std::string obtained_name(proxy::reuse_decision d) {
     switch (d) {
         case proxy::reuse_decision::new_connection: return "new";
@@ -213,11 +216,26 @@ std::string providers(const common::backend_config& b) {
     return s + ")";
 }
 
-// The closing paragraph: why this policy did or did not leak, from what the steps show.
+// Why the vulnerable policy leaked nothing in this run, and what a trainer changes to see it.
+std::string why_the_flaw_did_not_show(std::string_view policy, bool as_is, bool ntlm) {
+    std::string text = as_is ? " Here it re-used authenticated connections as they were, but only for the user they "
+                               "were authenticated as."
+                             : "";
+    text += ntlm ? " No connection authenticated by NTLM was handed to another user; try steps that alternate two "
+                   "users of one NTLM back-end."
+                 : fmt::format(" Here the back-end authenticated every request by its own Kerberos token and answered "
+                               "a re-used connection that carried none with 401, so the front-end authenticated again "
+                               "as the current user. Turn on persist_kerberos (scenario kerberos-persist) to see {} "
+                               "leak with Kerberos too.",
+                               policy);
+    return text;
+}
+
+// The closing paragraph: why this policy did or did not leak, from what the steps show and what
+// the policy table (common/policies.hpp) says of the policy.
 std::string explain(const trace_result& r) {
     std::size_t crossed = 0, handshakes = 0, ntlm = 0, as_is = 0;
     const trace_step* first_cross = nullptr;
-    std::string held_as;
     for (const auto& s : r.steps) {
         if (s.cross_user && !first_cross) first_cross = &s;
         crossed += s.cross_user;
@@ -225,6 +243,7 @@ std::string explain(const trace_result& r) {
         ntlm += s.mechanism == "ntlm";
         as_is += s.obtained == "pooled" && !s.handshake && s.mechanism != "none";
     }
+    const auto& fix = common::default_policy();
     if (first_cross) {
         const bool by_ntlm = first_cross->mechanism == "ntlm";
         std::string text = fmt::format(
@@ -233,44 +252,23 @@ std::string explain(const trace_result& r) {
             "handshake. ",
             crossed, r.steps.size(), r.policy, first_cross->connection, first_cross->identity,
             by_ntlm ? "NTLM" : "Kerberos", first_cross->request.user);
-        text += by_ntlm ? "NTLM authenticates the connection, not the request, so the back-end answered as the "
-                          "connection's user and served that user's mailbox: this is the MS04-002 bug. The fix "
-                          "(policy ms04-002) re-authenticates every re-used connection and never pools an "
-                          "NTLM-authenticated one."
-                        : "This back-end keeps a Kerberos-authenticated connection authenticated (persist_kerberos, "
-                          "as IIS can), so Kerberos leaked as NTLM does: what is safe is re-authenticating every "
-                          "request on a re-used connection (policy ms04-002), not Kerberos as such.";
+        text += by_ntlm ? fmt::format("NTLM authenticates the connection, not the request, so the back-end answered as "
+                                      "the connection's user and served that user's mailbox: this is the MS04-002 bug. "
+                                      "The fix (policy {}) {}.",
+                                      fix.name, fix.connection)
+                        : fmt::format("This back-end keeps a Kerberos-authenticated connection authenticated "
+                                      "(persist_kerberos, as IIS can), so Kerberos leaked as NTLM does: what is safe is "
+                                      "re-authenticating every request on a re-used connection (policy {}), not "
+                                      "Kerberos as such.",
+                                      fix.name);
         if (r.leak_guard) text += " leak_guard was on and should have withheld these responses.";
         return text;
     }
-    std::string text = fmt::format("No response crossed users in {} requests ({} handshakes). ", r.steps.size(), handshakes);
-    if (r.policy == "legacy") {
-        text += as_is ? "legacy re-used authenticated connections as they were, but only for the user they were "
-                        "authenticated as. "
-                      : "legacy pools authenticated connections and re-uses them without a new handshake, which "
-                        "leaks only when the back-end holds the connection as someone else. ";
-        text += ntlm ? "Here no connection authenticated by NTLM was handed to another user; try steps that "
-                       "alternate two users of one NTLM back-end."
-                     : "Here the back-end authenticated every request by its own Kerberos token and answered a "
-                       "re-used connection that carried none with 401, so the front-end authenticated again as "
-                       "the current user. Turn on persist_kerberos (scenario kerberos-persist) to see legacy leak "
-                       "with Kerberos too.";
-    } else if (r.policy == "ms04-002") {
-        text += "ms04-002 re-authenticates every re-used connection as the current user before sending its request";
-        text += ntlm ? ", and closes every NTLM-authenticated connection after its response instead of pooling it, "
-                       "so no connection carried one user's identity into another user's request: the MS04-002 fix."
-                     : ": each request carried its own Kerberos token, so the back-end never answered as an "
-                       "earlier user: the MS04-002 fix.";
-    } else if (r.policy == "no-reuse") {
-        text += "no-reuse opens a new connection and runs a new handshake for every request (the KB 832749 "
-                "workaround): nothing can cross users, at the price of a connection and a handshake per request.";
-    } else if (r.policy == "pinned") {
-        text += "pinned re-authenticates re-used Kerberos connections as ms04-002 does, and binds each "
-                "NTLM-authenticated connection to the client connection that authenticated it (as HAProxy, Squid "
-                "and nginx's ntlm do): only that client's later requests use it, so another user never does.";
-    } else if (r.policy == "per-user") {
-        text += "per-user partitions the pool by user: a connection is re-used only for the user it was "
-                "authenticated as, so an NTLM connection can be kept without ever serving another user.";
+    std::string text = fmt::format("No response crossed users in {} requests ({} handshakes).", r.steps.size(), handshakes);
+    if (const auto kind = common::find_policy(r.policy)) {
+        const auto& p = common::facts(*kind);
+        text += fmt::format(" {} {}.", p.name, p.explanation);
+        if (p.vulnerable) text += why_the_flaw_did_not_show(p.name, as_is, ntlm);
     }
     if (r.require_kerberos)
         text += " require_kerberos refuses (502) a back-end that offers only NTLM instead of falling back to it.";

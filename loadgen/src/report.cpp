@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "exsim/common/html.hpp"
+#include "exsim/common/policies.hpp"
 
 namespace exsim::loadgen {
 
@@ -405,12 +406,15 @@ std::string demo_summary(const std::vector<demo_run>& runs) {
     for (const auto& run : runs)
         if (leaks_and_tampers(run.result) > 0) leaked.push_back(&run);
 
+    // Which policy is the flaw and which the fix is the policy table's to say (common/policies.hpp).
+    const std::string_view flaw = common::vulnerable_policy().name, fix = common::default_policy().name;
     std::string first;
     if (leaked.empty()) {
-        first = find(runs, "legacy", "ntlm")
-                    ? "No row leaked, not even legacy with NTLM back-ends, so this run did not reproduce the "
-                      "flaw and its zeros prove nothing."
-                    : "No row leaked, but no legacy row with NTLM back-ends ran, so the flaw was not put to the test.";
+        first = find(runs, flaw, "ntlm")
+                    ? fmt::format("No row leaked, not even {} with NTLM back-ends, so this run did not reproduce the "
+                                  "flaw and its zeros prove nothing.", flaw)
+                    : fmt::format("No row leaked, but no {} row with NTLM back-ends ran, so the flaw was not put to "
+                                  "the test.", flaw);
     } else {
         std::vector<std::string> by_policy;
         for (const auto& policy : distinct(runs, &demo_run::policy)) {
@@ -430,23 +434,23 @@ std::string demo_summary(const std::vector<demo_run>& runs) {
 
     std::vector<const demo_run*> fixed;
     for (const auto& run : runs)
-        if (run.policy == "ms04-002") fixed.push_back(&run);
+        if (run.policy == fix) fixed.push_back(&run);
     std::string second;
     if (fixed.empty()) {
-        second = "No ms04-002 row ran, so the cost of the fix was not measured.";
+        second = fmt::format("No {} row ran, so the cost of the fix was not measured.", fix);
     } else if (std::any_of(fixed.begin(), fixed.end(), [](auto* run) { return leaks_and_tampers(run->result) > 0; })) {
-        second = "The fix (ms04-002) did not stop every leak, which points at a bug in the pool or in the oracle.";
+        second = fmt::format("The fix ({}) did not stop every leak, which points at a bug in the pool or in the oracle.", fix);
     } else {
-        second = leaked.empty() ? "The fix (ms04-002) ran without leaks too" : "The fix (ms04-002) stopped every leak";
-        if (const demo_run* ntlm = find(runs, "ms04-002", "ntlm")) {
+        second = fmt::format("The fix ({}) {}", fix, leaked.empty() ? "ran without leaks too" : "stopped every leak");
+        if (const demo_run* ntlm = find(runs, fix, "ntlm")) {
             second += fmt::format(" at the cost of {:.3f} back-end connections per request with NTLM",
                                   conns_per_request(ntlm->result));
-            if (const demo_run* legacy = find(runs, "legacy", "ntlm")) {
-                second += fmt::format(" (vs {:.3f} under legacy)", conns_per_request(legacy->result));
+            if (const demo_run* flawed = find(runs, flaw, "ntlm")) {
+                second += fmt::format(" (vs {:.3f} under {})", conns_per_request(flawed->result), flaw);
                 // Throughput of short runs on a shared machine is noisy: quoted only when clearly lower.
-                if (legacy->result.rps() > 0 && ntlm->result.rps() < 0.8 * legacy->result.rps())
-                    second += fmt::format(" and {:.0f}% of legacy's throughput in this run",
-                                          100 * ntlm->result.rps() / legacy->result.rps());
+                if (flawed->result.rps() > 0 && ntlm->result.rps() < 0.8 * flawed->result.rps())
+                    second += fmt::format(" and {:.0f}% of {}'s throughput in this run",
+                                          100 * ntlm->result.rps() / flawed->result.rps(), flaw);
             }
         }
         std::vector<std::string> others;

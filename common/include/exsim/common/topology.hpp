@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "exsim/common/policies.hpp"
+
 namespace exsim::common {
 
 class config_error : public std::runtime_error {
@@ -50,16 +52,13 @@ struct pool_settings {
 
 // The front-end: which pool policy, and what it refuses or checks.
 struct frontend_settings {
-    std::string policy = "ms04-002";  // legacy | ms04-002 | no-reuse | pinned | per-user
+    std::string policy{default_policy().name};  // one of policy_names(), policies.hpp
     bool require_kerberos = false;    // refuse (502) a back-end that offers only NTLM
     bool leak_guard = false;          // replace a response from another user's mailbox (off: shows the bug)
     std::size_t workers = 0;          // worker threads (0: one per core); --workers overrides it. The pool
                                       // spans them all: 1 only makes a run repeat exactly (exsim trace)
     pool_settings pool;
 };
-
-// The pool policy names: those of policy_kind (policy_names.hpp), in its order.
-const std::vector<std::string>& policy_names();
 
 struct topology {
     std::string realm = "EXSIM.TEST";

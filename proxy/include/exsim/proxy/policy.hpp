@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "exsim/auth/mechanism.hpp"
-#include "exsim/common/policy_names.hpp"
+#include "exsim/common/policies.hpp"
 #include "exsim/proxy/metrics.hpp"
 
 namespace exsim::proxy {
