@@ -535,96 +535,106 @@ std::optional<decode_error> check_context_tag(const tlv& f, int& last_tag_number
     return std::nullopt;
 }
 
-// NegTokenInit ::= SEQUENCE { mechTypes [0], reqFlags [1], mechToken [2], mechListMIC [3] }.
-// NegTokenInit2 (Microsoft) has negHints at [3] and the MIC at [4]; unknown fields are skipped.
-std::optional<decode_error> parse_neg_token_init(bytes_view in, const tlv& tagged,
-                                                 decoded_token& out) {
-    out.spnego_kind = "negTokenInit";
-    auto seq = explicit_inner(in, tagged, 0x30, "negTokenInit");
+// The skeleton both SPNEGO messages share: `tagged` holds a SEQUENCE of explicit context-tagged
+// fields in DER order, each handed to `on_field` (which returns an error or nothing). `kind`
+// names the message, in the result and in errors.
+template <class OnField>
+std::optional<decode_error> for_each_spnego_field(bytes_view in, const tlv& tagged,
+                                                  const char* kind, decoded_token& out,
+                                                  OnField on_field) {
+    out.spnego_kind = kind;
+    auto seq = explicit_inner(in, tagged, 0x30, kind);
     if (!seq) return seq.error();
     auto fields = children(in, *seq);
     if (!fields) return fields.error();
     int last = -1;
     for (const tlv& f : *fields) {
         if (auto e = check_context_tag(f, last)) return e;
-        switch (f.tag) {
-        case 0xA0: {
-            auto list = explicit_inner(in, f, 0x30, "mechTypes");
-            if (!list) return list.error();
-            auto oids = children(in, *list);
-            if (!oids) return oids.error();
-            for (const tlv& o : *oids) {
-                auto s = oid_to_string(in, o);
-                if (!s) return s.error();
-                out.offered_mechs.push_back(mech_name(*s));
-            }
-            break;
-        }
-        case 0xA2: {
-            auto token = explicit_inner(in, f, 0x04, "mechToken");
-            if (!token) return token.error();
-            if (auto e = decode_inner(in, token->content, token->end(), out)) return e;
-            break;
-        }
-        case 0xA3:
-        case 0xA4:
-            // [3] is mechListMIC in RFC 4178, negHints in NegTokenInit2; [4] the latter's MIC.
-            if (f.tag == 0xA4 || (f.length > 0 && in[f.content] == 0x04))
-                out.has_mech_list_mic = true;
-            break;
-        default:
-            break;  // reqFlags and future extensions
-        }
+        if (auto e = on_field(f)) return e;
     }
     return std::nullopt;
+}
+
+// mechToken / responseToken: [2] OCTET STRING holding the inner mechanism's token.
+std::optional<decode_error> decode_token_field(bytes_view in, const tlv& f, const char* what,
+                                               decoded_token& out) {
+    auto token = explicit_inner(in, f, 0x04, what);
+    if (!token) return token.error();
+    return decode_inner(in, token->content, token->end(), out);
+}
+
+// mechTypes [0] SEQUENCE OF OBJECT IDENTIFIER, appended to out.offered_mechs by name.
+std::optional<decode_error> parse_mech_types(bytes_view in, const tlv& f, decoded_token& out) {
+    auto list = explicit_inner(in, f, 0x30, "mechTypes");
+    if (!list) return list.error();
+    auto oids = children(in, *list);
+    if (!oids) return oids.error();
+    for (const tlv& o : *oids) {
+        auto s = oid_to_string(in, o);
+        if (!s) return s.error();
+        out.offered_mechs.push_back(mech_name(*s));
+    }
+    return std::nullopt;
+}
+
+// negState [0] ENUMERATED, named as RFC 4178 names its values.
+std::optional<decode_error> parse_neg_state(bytes_view in, const tlv& f, decoded_token& out) {
+    auto e = explicit_inner(in, f, 0x0A, "negState");
+    if (!e) return e.error();
+    if (e->length < 1 || e->length > 4) return fail("SPNEGO: malformed negState", e->start);
+    std::uint32_t v = 0;
+    for (std::size_t i = e->content; i < e->end(); ++i) v = (v << 8) | in[i];
+    static constexpr std::array<const char*, 4> names{"accept-completed", "accept-incomplete",
+                                                      "reject", "request-mic"};
+    out.neg_state = v < names.size() ? names[v] : "unknown(" + std::to_string(v) + ")";
+    return std::nullopt;
+}
+
+// supportedMech [1] OBJECT IDENTIFIER, by name.
+std::optional<decode_error> parse_supported_mech(bytes_view in, const tlv& f,
+                                                 decoded_token& out) {
+    auto o = explicit_inner(in, f, 0x06, "supportedMech");
+    if (!o) return o.error();
+    auto s = oid_to_string(in, *o);
+    if (!s) return s.error();
+    out.chosen_mech = mech_name(*s);
+    return std::nullopt;
+}
+
+// NegTokenInit ::= SEQUENCE { mechTypes [0], reqFlags [1], mechToken [2], mechListMIC [3] }.
+// NegTokenInit2 (Microsoft) has negHints at [3] and the MIC at [4]; unknown fields are skipped.
+std::optional<decode_error> parse_neg_token_init(bytes_view in, const tlv& tagged,
+                                                 decoded_token& out) {
+    return for_each_spnego_field(
+        in, tagged, "negTokenInit", out, [&](const tlv& f) -> std::optional<decode_error> {
+            switch (f.tag) {
+            case 0xA0: return parse_mech_types(in, f, out);
+            case 0xA2: return decode_token_field(in, f, "mechToken", out);
+            case 0xA3:
+            case 0xA4:
+                // [3] is mechListMIC in RFC 4178, negHints in NegTokenInit2; [4] the latter's MIC.
+                if (f.tag == 0xA4 || (f.length > 0 && in[f.content] == 0x04))
+                    out.has_mech_list_mic = true;
+                return std::nullopt;
+            default: return std::nullopt;  // reqFlags and future extensions
+            }
+        });
 }
 
 // NegTokenResp ::= SEQUENCE { negState [0] ENUMERATED, supportedMech [1] OID,
 //                             responseToken [2] OCTET STRING, mechListMIC [3] OCTET STRING }
 std::optional<decode_error> parse_neg_token_resp(bytes_view in, const tlv& tagged,
                                                  decoded_token& out) {
-    out.spnego_kind = "negTokenResp";
-    auto seq = explicit_inner(in, tagged, 0x30, "negTokenResp");
-    if (!seq) return seq.error();
-    auto fields = children(in, *seq);
-    if (!fields) return fields.error();
-    int last = -1;
-    for (const tlv& f : *fields) {
-        if (auto e = check_context_tag(f, last)) return e;
-        switch (f.tag) {
-        case 0xA0: {
-            auto e = explicit_inner(in, f, 0x0A, "negState");
-            if (!e) return e.error();
-            if (e->length < 1 || e->length > 4) return fail("SPNEGO: malformed negState", e->start);
-            std::uint32_t v = 0;
-            for (std::size_t i = e->content; i < e->end(); ++i) v = (v << 8) | in[i];
-            static constexpr std::array<const char*, 4> names{
-                "accept-completed", "accept-incomplete", "reject", "request-mic"};
-            out.neg_state = v < names.size() ? names[v] : "unknown(" + std::to_string(v) + ")";
-            break;
-        }
-        case 0xA1: {
-            auto o = explicit_inner(in, f, 0x06, "supportedMech");
-            if (!o) return o.error();
-            auto s = oid_to_string(in, *o);
-            if (!s) return s.error();
-            out.chosen_mech = mech_name(*s);
-            break;
-        }
-        case 0xA2: {
-            auto token = explicit_inner(in, f, 0x04, "responseToken");
-            if (!token) return token.error();
-            if (auto err = decode_inner(in, token->content, token->end(), out)) return err;
-            break;
-        }
-        case 0xA3:
-            out.has_mech_list_mic = true;
-            break;
-        default:
-            break;
-        }
-    }
-    return std::nullopt;
+    return for_each_spnego_field(
+        in, tagged, "negTokenResp", out, [&](const tlv& f) -> std::optional<decode_error> {
+            switch (f.tag) {
+            case 0xA0: return parse_neg_state(in, f, out);
+            case 0xA1: return parse_supported_mech(in, f, out);
+            case 0xA2: return decode_token_field(in, f, "responseToken", out);
+            case 0xA3: out.has_mech_list_mic = true; return std::nullopt;
+            default: return std::nullopt;
+            }
+        });
 }
 
 // A NegotiationToken (the [0] or [1] CHOICE) occupying exactly [pos, limit).

@@ -332,6 +332,17 @@ struct mailbox_api::call {
         return error(http::status::internal_server_error, "error", "mailbox store error");
     }
 
+    // A message that is not in the mailbox asked for, whether its id names another owner or
+    // the store has no such row: the same 404 either way, so that one reveals nothing.
+    response no_such_message() {
+        return error(http::status::not_found, "not_found", "no such message in this mailbox");
+    }
+
+    // What reading or deleting one message answers when the store refuses.
+    response message_failure(std::error_code ec) {
+        return ec == store_errc::not_found ? no_such_message() : store_failure(ec);
+    }
+
     // "/exchange/Inbox/" or "/exchange/alice/Inbox/": links follow the style of the request.
     std::string folder_url(std::string_view segment) const {
         std::string url = "/exchange/";
@@ -518,8 +529,7 @@ mailbox_api::response mailbox_api::handle_mailbox(call& c) {
     if (kind == op::item) {
         c.audit.message = truncated(c.id, max_echo);
         if (!valid_message_id(c.id) || owner_of_message_id(c.id) != c.mailbox) {
-            return finish(c, c.error(http::status::not_found, "not_found",
-                                     "no such message in this mailbox"));
+            return finish(c, c.no_such_message());
         }
     }
 
@@ -583,11 +593,7 @@ mailbox_api::response mailbox_api::do_list(call& c) {
 mailbox_api::response mailbox_api::do_read(call& c) {
     message m;
     if (auto ec = store_.get(c.mailbox, c.folder->store_folder, c.id, m)) {
-        if (ec == store_errc::not_found) {
-            return finish(c, c.error(http::status::not_found, "not_found",
-                                     "no such message in this mailbox"));
-        }
-        return finish(c, c.store_failure(ec));
+        return finish(c, c.message_failure(ec));
     }
     json::object o;
     o["id"] = m.id;
@@ -615,11 +621,7 @@ mailbox_api::response mailbox_api::do_read(call& c) {
 
 mailbox_api::response mailbox_api::do_delete(call& c) {
     if (auto ec = store_.remove(c.mailbox, c.folder->store_folder, c.id)) {
-        if (ec == store_errc::not_found) {
-            return finish(c, c.error(http::status::not_found, "not_found",
-                                     "no such message in this mailbox"));
-        }
-        return finish(c, c.store_failure(ec));
+        return finish(c, c.message_failure(ec));
     }
     json::object o;
     o["deleted"] = c.id;
