@@ -24,8 +24,8 @@
 #include <fmt/format.h>
 
 #include "exsim/auth/realm.hpp"
-#include "exsim/backend/audit_log.hpp"
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/common/scenarios.hpp"
 #include "exsim/common/topology.hpp"

@@ -21,7 +21,7 @@
 #include "exsim/auth/gss.hpp"
 #include "exsim/auth/http_auth.hpp"
 #include "exsim/common/base64.hpp"
-#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/backend_sim/mailbox_store.hpp"
 #include "exsim/common/audit_record.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/lab/check_proxy.hpp"

@@ -215,20 +215,20 @@ std::string transport_error(const boost::system::error_code& ec) {
     return "io";
 }
 
-// A virtual user's session: one keep-alive connection at a time, a PRNG for its choices, and the
+// A virtual user: one keep-alive connection at a time, a PRNG for its choices, and the
 // message ids it saw last (it clicks on what it was shown, as a browser user does).
-struct session_base {
-    virtual ~session_base() = default;
+struct virtual_user_base {
+    virtual ~virtual_user_base() = default;
     virtual awaitable<void> warm_up(std::size_t requests) = 0;  // unmeasured Inbox lists
     virtual awaitable<void> run(clock_type::time_point first, clock_type::duration interval) = 0;
     virtual awaitable<std::string> probe() = 0;  // why the target cannot be used; "" when it can
 };
 
-class session final : public session_base {
+class virtual_user final : public virtual_user_base {
 public:
     // Sessions of the same user share its messages: this one reads and deletes only those whose
     // id hashes to `slot` of `share`, so that two of them never race for one message.
-    session(run_state& rs, worker& w, const common::user_entry& user, std::size_t index, std::uint64_t seed,
+    virtual_user(run_state& rs, worker& w, const common::user_entry& user, std::size_t index, std::uint64_t seed,
             std::size_t slot, std::size_t share)
         : rs_(rs), w_(w), user_(user), index_(index), slot_(slot), share_(share), rng_(seed),
           mix_(rs.options.mix.begin(), rs.options.mix.end()),
@@ -668,7 +668,7 @@ op_mix parse_mix(std::string_view text) {
 namespace {
 
 using worker_list = std::vector<std::unique_ptr<worker>>;
-using user_list = std::vector<std::shared_ptr<session_base>>;
+using user_list = std::vector<std::shared_ptr<virtual_user_base>>;
 
 // One worker (an io_context and its thread) per --threads, each with its own TLS client context.
 worker_list make_workers(const load_options& o, bool tls) {
@@ -827,7 +827,7 @@ load_result run_load(const load_options& o) {
         auto& w = *workers[k % workers.size()];
         const std::size_t u = k % users.size();
         const std::size_t share = (sessions - u + users.size() - 1) / users.size();  // sessions of this user
-        vus.push_back(std::make_shared<session>(rs, w, *users[u], k, o.seed + k, k / users.size(), share));
+        vus.push_back(std::make_shared<virtual_user>(rs, w, *users[u], k, o.seed + k, k / users.size(), share));
     }
     probe_target(o, workers, vus);
     if (o.warmup) {
