@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "exsim/auth/realm.hpp"
-#include "exsim/backend/audit_log.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/lab/endpoints.hpp"
 #include "exsim/loadgen/load.hpp"

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "exsim/auth/realm.hpp"
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/common/topology.hpp"
 #include "exsim/proxy/server.hpp"
 #include "options.hpp"

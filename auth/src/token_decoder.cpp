@@ -218,6 +218,91 @@ decode_result<std::string> field_string(bytes_view msg, const ntlm_field& f, boo
     return utf16le_to_utf8(*b, replaced);
 }
 
+// One NTLM message being read: its bytes, where they start in the caller's input (`base`,
+// non-zero inside SPNEGO) and whether any UTF-16 had to be replaced on the way.
+struct ntlm_reader {
+    bytes_view msg;
+    std::size_t base;
+    bool replaced = false;
+
+    // The string field whose descriptor is at `at`, into `out`.
+    std::optional<decode_error> read_string(std::size_t at, const char* name, bool unicode,
+                                            std::string& out) {
+        auto s = field_string(msg, read_field(msg, at, name), unicode, base, replaced);
+        if (!s) return s.error();
+        out = std::move(s).value();
+        return std::nullopt;
+    }
+
+    // A field the trace does not show, whose bytes must still lie inside the message.
+    std::optional<decode_error> check_bounds(std::size_t at, const char* name) const {
+        auto b = field_bytes(msg, read_field(msg, at, name), base);
+        if (!b) return b.error();
+        return std::nullopt;
+    }
+
+    decode_error truncated(const char* header) const {
+        return fail("truncated " + std::string(header) + " header (" +
+                        std::to_string(msg.size()) + " bytes)",
+                    base);
+    }
+};
+
+// NEGOTIATE: Signature, MessageType, NegotiateFlags (16 bytes), then DomainNameFields and
+// WorkstationFields (32 bytes), then an optional Version. curl sends exactly 32 bytes; very
+// old clients sent only the first 16, with no fields at all.
+std::optional<decode_error> parse_ntlm_negotiate(ntlm_reader& r, ntlm_message& m) {
+    const std::size_t size = r.msg.size();
+    if (size < 16 || (size < 32 && size != 16)) return r.truncated("NEGOTIATE");
+    m.flags = le32(r.msg, 12);
+    constexpr std::uint32_t supplied = ntlm_flag::negotiate_oem_domain_supplied |
+                                       ntlm_flag::negotiate_oem_workstation_supplied;
+    if (size == 16) {
+        if (m.flags & supplied)
+            return fail("NEGOTIATE says a domain or workstation is supplied but has no fields",
+                        r.base + 12);
+        return std::nullopt;
+    }
+    // Both strings are OEM whatever the UNICODE flag says (MS-NLMP 2.2.1.1), and are only
+    // there when the matching flag is set; otherwise the fields must be ignored.
+    if (m.flags & ntlm_flag::negotiate_oem_domain_supplied)
+        if (auto e = r.read_string(16, "DomainName", false, m.domain)) return e;
+    if (m.flags & ntlm_flag::negotiate_oem_workstation_supplied)
+        if (auto e = r.read_string(24, "Workstation", false, m.workstation)) return e;
+    return std::nullopt;
+}
+
+// CHALLENGE: TargetNameFields at 12, flags at 20, ServerChallenge 24..32, Reserved 32..40,
+// TargetInfoFields at 40, Version at 48. The oldest servers stopped after the challenge.
+std::optional<decode_error> parse_ntlm_challenge(ntlm_reader& r, ntlm_message& m) {
+    if (r.msg.size() < 32) return r.truncated("CHALLENGE");
+    m.flags = le32(r.msg, 20);
+    const bool unicode = m.flags & ntlm_flag::negotiate_unicode;
+    const bool has_target_info = m.flags & ntlm_flag::negotiate_target_info;
+    // The whole fixed header first, so that a short message is reported as such.
+    if (has_target_info && r.msg.size() < 48)
+        return fail("truncated CHALLENGE header: TARGET_INFO set but no TargetInfo field",
+                    r.base + r.msg.size());
+    if (auto e = r.read_string(12, "TargetName", unicode, m.domain)) return e;
+    if (has_target_info) return r.check_bounds(40, "TargetInfo");
+    return std::nullopt;
+}
+
+// AUTHENTICATE: six fields (LM, NT, domain, user, workstation, session key) from 12 to
+// 60, then NegotiateFlags at 60. Messages without the flags predate NTLMv2 and are not
+// sent by any client this simulator meets.
+std::optional<decode_error> parse_ntlm_authenticate(ntlm_reader& r, ntlm_message& m) {
+    if (r.msg.size() < 64) return r.truncated("AUTHENTICATE");
+    m.flags = le32(r.msg, 60);
+    const bool unicode = m.flags & ntlm_flag::negotiate_unicode;
+    if (auto e = r.check_bounds(12, "LmChallengeResponse")) return e;
+    if (auto e = r.check_bounds(20, "NtChallengeResponse")) return e;
+    if (auto e = r.read_string(28, "DomainName", unicode, m.domain)) return e;
+    if (auto e = r.read_string(36, "UserName", unicode, m.user)) return e;
+    if (auto e = r.read_string(44, "Workstation", unicode, m.workstation)) return e;
+    return r.check_bounds(52, "EncryptedRandomSessionKey");
+}
+
 // `base` is where `msg` starts in the caller's input (non-zero inside SPNEGO).
 decode_result<ntlm_message> parse_ntlm(bytes_view msg, std::size_t base) {
     const std::size_t sig_len = std::min(msg.size(), ntlm_signature.size());
@@ -225,99 +310,22 @@ decode_result<ntlm_message> parse_ntlm(bytes_view msg, std::size_t base) {
     if (!std::equal(msg.begin(), msg.begin() + static_cast<std::ptrdiff_t>(sig_len),
                     ntlm_signature.begin()))
         return fail("bad NTLMSSP signature", base);
-    if (msg.size() < 12)
-        return fail("truncated NTLMSSP header (" + std::to_string(msg.size()) + " bytes)", base);
+    if (msg.size() < 12) return ntlm_reader{msg, base}.truncated("NTLMSSP");
 
     ntlm_message m;
+    ntlm_reader r{msg, base};
     const std::uint32_t type = le32(msg, 8);
-    bool replaced = false;
-
-    auto read_string = [&](const ntlm_field& f, bool unicode, std::string& out)
-        -> std::optional<decode_error> {
-        auto s = field_string(msg, f, unicode, base, replaced);
-        if (!s) return s.error();
-        out = std::move(s).value();
-        return std::nullopt;
-    };
-    auto check_bounds = [&](const ntlm_field& f) -> std::optional<decode_error> {
-        auto b = field_bytes(msg, f, base);
-        if (!b) return b.error();
-        return std::nullopt;
-    };
-
+    std::optional<decode_error> e;
     switch (type) {
-    case 1: {
-        // NEGOTIATE: Signature, MessageType, NegotiateFlags (16 bytes), then DomainNameFields and
-        // WorkstationFields (32 bytes), then an optional Version. curl sends exactly 32 bytes; very
-        // old clients sent only the first 16, with no fields at all.
-        if (msg.size() < 16)
-            return fail("truncated NEGOTIATE header (" + std::to_string(msg.size()) + " bytes)",
-                        base);
-        m.type = 1;
-        m.flags = le32(msg, 12);
-        if (msg.size() < 32) {
-            if (msg.size() != 16)
-                return fail("truncated NEGOTIATE header (" + std::to_string(msg.size()) +
-                                " bytes)",
-                            base);
-            if (m.flags & (ntlm_flag::negotiate_oem_domain_supplied |
-                           ntlm_flag::negotiate_oem_workstation_supplied))
-                return fail("NEGOTIATE says a domain or workstation is supplied but has no fields",
-                            base + 12);
-            break;
-        }
-        // Both strings are OEM whatever the UNICODE flag says (MS-NLMP 2.2.1.1), and are only
-        // there when the matching flag is set; otherwise the fields must be ignored.
-        if (m.flags & ntlm_flag::negotiate_oem_domain_supplied)
-            if (auto e = read_string(read_field(msg, 16, "DomainName"), false, m.domain)) return *e;
-        if (m.flags & ntlm_flag::negotiate_oem_workstation_supplied)
-            if (auto e = read_string(read_field(msg, 24, "Workstation"), false, m.workstation))
-                return *e;
-        break;
+    case 1: e = parse_ntlm_negotiate(r, m); break;
+    case 2: e = parse_ntlm_challenge(r, m); break;
+    case 3: e = parse_ntlm_authenticate(r, m); break;
+    default: return fail("unknown NTLM message type " + std::to_string(type), base + 8);
     }
-    case 2: {
-        // CHALLENGE: TargetNameFields at 12, flags at 20, ServerChallenge 24..32, Reserved 32..40,
-        // TargetInfoFields at 40, Version at 48. The oldest servers stopped after the challenge.
-        if (msg.size() < 32)
-            return fail("truncated CHALLENGE header (" + std::to_string(msg.size()) + " bytes)",
-                        base);
-        m.type = 2;
-        m.flags = le32(msg, 20);
-        const bool unicode = m.flags & ntlm_flag::negotiate_unicode;
-        const bool has_target_info = m.flags & ntlm_flag::negotiate_target_info;
-        // The whole fixed header first, so that a short message is reported as such.
-        if (has_target_info && msg.size() < 48)
-            return fail("truncated CHALLENGE header: TARGET_INFO set but no TargetInfo field",
-                        base + msg.size());
-        if (auto e = read_string(read_field(msg, 12, "TargetName"), unicode, m.domain)) return *e;
-        if (has_target_info)
-            if (auto e = check_bounds(read_field(msg, 40, "TargetInfo"))) return *e;
-        break;
-    }
-    case 3: {
-        // AUTHENTICATE: six fields (LM, NT, domain, user, workstation, session key) from 12 to
-        // 60, then NegotiateFlags at 60. Messages without the flags predate NTLMv2 and are not
-        // sent by any client this simulator meets.
-        if (msg.size() < 64)
-            return fail("truncated AUTHENTICATE header (" + std::to_string(msg.size()) + " bytes)",
-                        base);
-        m.type = 3;
-        m.flags = le32(msg, 60);
-        const bool unicode = m.flags & ntlm_flag::negotiate_unicode;
-        if (auto e = check_bounds(read_field(msg, 12, "LmChallengeResponse"))) return *e;
-        if (auto e = check_bounds(read_field(msg, 20, "NtChallengeResponse"))) return *e;
-        if (auto e = read_string(read_field(msg, 28, "DomainName"), unicode, m.domain)) return *e;
-        if (auto e = read_string(read_field(msg, 36, "UserName"), unicode, m.user)) return *e;
-        if (auto e = read_string(read_field(msg, 44, "Workstation"), unicode, m.workstation))
-            return *e;
-        if (auto e = check_bounds(read_field(msg, 52, "EncryptedRandomSessionKey"))) return *e;
-        break;
-    }
-    default:
-        return fail("unknown NTLM message type " + std::to_string(type), base + 8);
-    }
+    if (e) return *e;
+    m.type = static_cast<int>(type);
     m.flag_names = flag_names(m.flags);
-    m.invalid_utf16_replaced = replaced;
+    m.invalid_utf16_replaced = r.replaced;
     return m;
 }
 
@@ -535,96 +543,106 @@ std::optional<decode_error> check_context_tag(const tlv& f, int& last_tag_number
     return std::nullopt;
 }
 
-// NegTokenInit ::= SEQUENCE { mechTypes [0], reqFlags [1], mechToken [2], mechListMIC [3] }.
-// NegTokenInit2 (Microsoft) has negHints at [3] and the MIC at [4]; unknown fields are skipped.
-std::optional<decode_error> parse_neg_token_init(bytes_view in, const tlv& tagged,
-                                                 decoded_token& out) {
-    out.spnego_kind = "negTokenInit";
-    auto seq = explicit_inner(in, tagged, 0x30, "negTokenInit");
+// The skeleton both SPNEGO messages share: `tagged` holds a SEQUENCE of explicit context-tagged
+// fields in DER order, each handed to `on_field` (which returns an error or nothing). `kind`
+// names the message, in the result and in errors.
+template <class OnField>
+std::optional<decode_error> for_each_spnego_field(bytes_view in, const tlv& tagged,
+                                                  const char* kind, decoded_token& out,
+                                                  OnField on_field) {
+    out.spnego_kind = kind;
+    auto seq = explicit_inner(in, tagged, 0x30, kind);
     if (!seq) return seq.error();
     auto fields = children(in, *seq);
     if (!fields) return fields.error();
     int last = -1;
     for (const tlv& f : *fields) {
         if (auto e = check_context_tag(f, last)) return e;
-        switch (f.tag) {
-        case 0xA0: {
-            auto list = explicit_inner(in, f, 0x30, "mechTypes");
-            if (!list) return list.error();
-            auto oids = children(in, *list);
-            if (!oids) return oids.error();
-            for (const tlv& o : *oids) {
-                auto s = oid_to_string(in, o);
-                if (!s) return s.error();
-                out.offered_mechs.push_back(mech_name(*s));
-            }
-            break;
-        }
-        case 0xA2: {
-            auto token = explicit_inner(in, f, 0x04, "mechToken");
-            if (!token) return token.error();
-            if (auto e = decode_inner(in, token->content, token->end(), out)) return e;
-            break;
-        }
-        case 0xA3:
-        case 0xA4:
-            // [3] is mechListMIC in RFC 4178, negHints in NegTokenInit2; [4] the latter's MIC.
-            if (f.tag == 0xA4 || (f.length > 0 && in[f.content] == 0x04))
-                out.has_mech_list_mic = true;
-            break;
-        default:
-            break;  // reqFlags and future extensions
-        }
+        if (auto e = on_field(f)) return e;
     }
     return std::nullopt;
+}
+
+// mechToken / responseToken: [2] OCTET STRING holding the inner mechanism's token.
+std::optional<decode_error> decode_token_field(bytes_view in, const tlv& f, const char* what,
+                                               decoded_token& out) {
+    auto token = explicit_inner(in, f, 0x04, what);
+    if (!token) return token.error();
+    return decode_inner(in, token->content, token->end(), out);
+}
+
+// mechTypes [0] SEQUENCE OF OBJECT IDENTIFIER, appended to out.offered_mechs by name.
+std::optional<decode_error> parse_mech_types(bytes_view in, const tlv& f, decoded_token& out) {
+    auto list = explicit_inner(in, f, 0x30, "mechTypes");
+    if (!list) return list.error();
+    auto oids = children(in, *list);
+    if (!oids) return oids.error();
+    for (const tlv& o : *oids) {
+        auto s = oid_to_string(in, o);
+        if (!s) return s.error();
+        out.offered_mechs.push_back(mech_name(*s));
+    }
+    return std::nullopt;
+}
+
+// negState [0] ENUMERATED, named as RFC 4178 names its values.
+std::optional<decode_error> parse_neg_state(bytes_view in, const tlv& f, decoded_token& out) {
+    auto e = explicit_inner(in, f, 0x0A, "negState");
+    if (!e) return e.error();
+    if (e->length < 1 || e->length > 4) return fail("SPNEGO: malformed negState", e->start);
+    std::uint32_t v = 0;
+    for (std::size_t i = e->content; i < e->end(); ++i) v = (v << 8) | in[i];
+    static constexpr std::array<const char*, 4> names{"accept-completed", "accept-incomplete",
+                                                      "reject", "request-mic"};
+    out.neg_state = v < names.size() ? names[v] : "unknown(" + std::to_string(v) + ")";
+    return std::nullopt;
+}
+
+// supportedMech [1] OBJECT IDENTIFIER, by name.
+std::optional<decode_error> parse_supported_mech(bytes_view in, const tlv& f,
+                                                 decoded_token& out) {
+    auto o = explicit_inner(in, f, 0x06, "supportedMech");
+    if (!o) return o.error();
+    auto s = oid_to_string(in, *o);
+    if (!s) return s.error();
+    out.chosen_mech = mech_name(*s);
+    return std::nullopt;
+}
+
+// NegTokenInit ::= SEQUENCE { mechTypes [0], reqFlags [1], mechToken [2], mechListMIC [3] }.
+// NegTokenInit2 (Microsoft) has negHints at [3] and the MIC at [4]; unknown fields are skipped.
+std::optional<decode_error> parse_neg_token_init(bytes_view in, const tlv& tagged,
+                                                 decoded_token& out) {
+    return for_each_spnego_field(
+        in, tagged, "negTokenInit", out, [&](const tlv& f) -> std::optional<decode_error> {
+            switch (f.tag) {
+            case 0xA0: return parse_mech_types(in, f, out);
+            case 0xA2: return decode_token_field(in, f, "mechToken", out);
+            case 0xA3:
+            case 0xA4:
+                // [3] is mechListMIC in RFC 4178, negHints in NegTokenInit2; [4] the latter's MIC.
+                if (f.tag == 0xA4 || (f.length > 0 && in[f.content] == 0x04))
+                    out.has_mech_list_mic = true;
+                return std::nullopt;
+            default: return std::nullopt;  // reqFlags and future extensions
+            }
+        });
 }
 
 // NegTokenResp ::= SEQUENCE { negState [0] ENUMERATED, supportedMech [1] OID,
 //                             responseToken [2] OCTET STRING, mechListMIC [3] OCTET STRING }
 std::optional<decode_error> parse_neg_token_resp(bytes_view in, const tlv& tagged,
                                                  decoded_token& out) {
-    out.spnego_kind = "negTokenResp";
-    auto seq = explicit_inner(in, tagged, 0x30, "negTokenResp");
-    if (!seq) return seq.error();
-    auto fields = children(in, *seq);
-    if (!fields) return fields.error();
-    int last = -1;
-    for (const tlv& f : *fields) {
-        if (auto e = check_context_tag(f, last)) return e;
-        switch (f.tag) {
-        case 0xA0: {
-            auto e = explicit_inner(in, f, 0x0A, "negState");
-            if (!e) return e.error();
-            if (e->length < 1 || e->length > 4) return fail("SPNEGO: malformed negState", e->start);
-            std::uint32_t v = 0;
-            for (std::size_t i = e->content; i < e->end(); ++i) v = (v << 8) | in[i];
-            static constexpr std::array<const char*, 4> names{
-                "accept-completed", "accept-incomplete", "reject", "request-mic"};
-            out.neg_state = v < names.size() ? names[v] : "unknown(" + std::to_string(v) + ")";
-            break;
-        }
-        case 0xA1: {
-            auto o = explicit_inner(in, f, 0x06, "supportedMech");
-            if (!o) return o.error();
-            auto s = oid_to_string(in, *o);
-            if (!s) return s.error();
-            out.chosen_mech = mech_name(*s);
-            break;
-        }
-        case 0xA2: {
-            auto token = explicit_inner(in, f, 0x04, "responseToken");
-            if (!token) return token.error();
-            if (auto err = decode_inner(in, token->content, token->end(), out)) return err;
-            break;
-        }
-        case 0xA3:
-            out.has_mech_list_mic = true;
-            break;
-        default:
-            break;
-        }
-    }
-    return std::nullopt;
+    return for_each_spnego_field(
+        in, tagged, "negTokenResp", out, [&](const tlv& f) -> std::optional<decode_error> {
+            switch (f.tag) {
+            case 0xA0: return parse_neg_state(in, f, out);
+            case 0xA1: return parse_supported_mech(in, f, out);
+            case 0xA2: return decode_token_field(in, f, "responseToken", out);
+            case 0xA3: out.has_mech_list_mic = true; return std::nullopt;
+            default: return std::nullopt;
+            }
+        });
 }
 
 // A NegotiationToken (the [0] or [1] CHOICE) occupying exactly [pos, limit).

@@ -1,4 +1,4 @@
-#include "exsim/backend/audit_log.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
 
 #include <cerrno>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "exsim/backend/mailbox_api.hpp"
+#include "exsim/backend_sim/mailbox_api.hpp"
 
 #include <algorithm>
 #include <array>
@@ -332,6 +332,71 @@ struct mailbox_api::call {
         return error(http::status::internal_server_error, "error", "mailbox store error");
     }
 
+    // What a route under /exchange/ asks for.
+    enum class operation { list, item, send };
+    operation kind = operation::list;
+
+    // Reads "[mailbox/][folder[/id]]" (after /exchange/) into mailbox, folder, id and kind; the
+    // error to answer when the path names no resource.
+    std::optional<response> route(const std::vector<std::string_view>& segments) {
+        std::size_t i = 0;
+        if (!segments.empty() && find_folder(segments[0]) == nullptr) {
+            explicit_mailbox = true;
+            mailbox = std::string(segments[0]);
+            i = 1;
+        } else {
+            mailbox = ctx.identity;
+        }
+        const std::size_t n = segments.size() - i;
+        if (n == 0) {
+            folder = &folder_segments[0];  // the mailbox itself: its Inbox
+            return std::nullopt;
+        }
+        folder = find_folder(segments[i]);
+        if (folder == nullptr) return error(http::status::not_found, "not_found", "no such folder");
+        const bool outbox = folder->store_folder.empty();
+        if (n == 1) {
+            kind = outbox ? operation::send : operation::list;
+        } else if (n == 2 && !outbox) {
+            kind = operation::item;
+            id = segments[i + 1];
+        } else {
+            return error(http::status::not_found, "not_found", "no such resource");
+        }
+        return std::nullopt;
+    }
+
+    // The methods the routed resource allows (kept in `allow` for a 405); the 405 when the
+    // request's is not one of them. HEAD is GET without the body (RFC 9110 9.3.2): the server
+    // drops the body and keeps its length.
+    std::optional<response> check_method() {
+        const http::verb method = req.method();
+        const bool read = method == http::verb::get || method == http::verb::head;
+        bool allowed = false;
+        switch (kind) {
+            case operation::list: allowed = read; allow = "GET, HEAD"; break;
+            case operation::item:
+                allowed = read || method == http::verb::delete_;
+                allow = "GET, HEAD, DELETE";
+                break;
+            case operation::send: allowed = method == http::verb::post; allow = "POST"; break;
+        }
+        if (allowed) return std::nullopt;
+        return error(http::status::method_not_allowed, "method_not_allowed",
+                     "method not allowed on this resource");
+    }
+
+    // A message that is not in the mailbox asked for, whether its id names another owner or
+    // the store has no such row: the same 404 either way, so that one reveals nothing.
+    response no_such_message() {
+        return error(http::status::not_found, "not_found", "no such message in this mailbox");
+    }
+
+    // What reading or deleting one message answers when the store refuses.
+    response message_failure(std::error_code ec) {
+        return ec == store_errc::not_found ? no_such_message() : store_failure(ec);
+    }
+
     // "/exchange/Inbox/" or "/exchange/alice/Inbox/": links follow the style of the request.
     std::string folder_url(std::string_view segment) const {
         std::string url = "/exchange/";
@@ -449,52 +514,9 @@ mailbox_api::response mailbox_api::handle_mailbox(call& c) {
     const std::string& identity = c.ctx.identity;
     const auto segments = split_segments(c.path.substr(std::string_view("/exchange").size()));
 
-    // 1. The route's shape: which mailbox, which folder, which message.
-    std::size_t i = 0;
-    if (!segments.empty() && find_folder(segments[0]) == nullptr) {
-        c.explicit_mailbox = true;
-        c.mailbox = std::string(segments[0]);
-        i = 1;
-    } else {
-        c.mailbox = identity;
-    }
-    const std::size_t n = segments.size() - i;
-    enum class op { list, item, send } kind = op::list;
-    if (n == 0) {
-        c.folder = &folder_segments[0];  // the mailbox itself: its Inbox
-    } else {
-        c.folder = find_folder(segments[i]);
-        if (c.folder == nullptr) {
-            return finish(c, c.error(http::status::not_found, "not_found", "no such folder"));
-        }
-        const bool outbox = c.folder->store_folder.empty();
-        if (n == 1) {
-            kind = outbox ? op::send : op::list;
-        } else if (n == 2 && !outbox) {
-            kind = op::item;
-            c.id = segments[i + 1];
-        } else {
-            return finish(c, c.error(http::status::not_found, "not_found", "no such resource"));
-        }
-    }
-
-    // 2. The method for that route.
-    // HEAD is GET without the body (RFC 9110 9.3.2): the server drops the body and keeps its length.
-    const http::verb method = c.req.method();
-    const bool read = method == http::verb::get || method == http::verb::head;
-    bool allowed = false;
-    switch (kind) {
-        case op::list: allowed = read; c.allow = "GET, HEAD"; break;
-        case op::item:
-            allowed = read || method == http::verb::delete_;
-            c.allow = "GET, HEAD, DELETE";
-            break;
-        case op::send: allowed = method == http::verb::post; c.allow = "POST"; break;
-    }
-    if (!allowed) {
-        return finish(c, c.error(http::status::method_not_allowed, "method_not_allowed",
-                                 "method not allowed on this resource"));
-    }
+    // 1. The route's shape: which mailbox, which folder, which message; 2. the method for it.
+    if (auto refused = c.route(segments)) return finish(c, std::move(*refused));
+    if (auto refused = c.check_method()) return finish(c, std::move(*refused));
 
     // 3. The mailbox must live here.
     const mailbox_info* info = find_mailbox(c.mailbox);
@@ -515,20 +537,20 @@ mailbox_api::response mailbox_api::handle_mailbox(call& c) {
 
     // 5. A message id names its owner: one of another mailbox is simply not in this one, and
     // never reaches the store.
-    if (kind == op::item) {
+    using op = call::operation;
+    if (c.kind == op::item) {
         c.audit.message = truncated(c.id, max_echo);
         if (!valid_message_id(c.id) || owner_of_message_id(c.id) != c.mailbox) {
-            return finish(c, c.error(http::status::not_found, "not_found",
-                                     "no such message in this mailbox"));
+            return finish(c, c.no_such_message());
         }
     }
 
-    switch (kind) {
+    switch (c.kind) {
         case op::list: return do_list(c);
         case op::send: return do_send(c);
         case op::item: break;
     }
-    return method == http::verb::delete_ ? do_delete(c) : do_read(c);
+    return c.req.method() == http::verb::delete_ ? do_delete(c) : do_read(c);
 }
 
 mailbox_api::response mailbox_api::do_list(call& c) {
@@ -583,11 +605,7 @@ mailbox_api::response mailbox_api::do_list(call& c) {
 mailbox_api::response mailbox_api::do_read(call& c) {
     message m;
     if (auto ec = store_.get(c.mailbox, c.folder->store_folder, c.id, m)) {
-        if (ec == store_errc::not_found) {
-            return finish(c, c.error(http::status::not_found, "not_found",
-                                     "no such message in this mailbox"));
-        }
-        return finish(c, c.store_failure(ec));
+        return finish(c, c.message_failure(ec));
     }
     json::object o;
     o["id"] = m.id;
@@ -615,11 +633,7 @@ mailbox_api::response mailbox_api::do_read(call& c) {
 
 mailbox_api::response mailbox_api::do_delete(call& c) {
     if (auto ec = store_.remove(c.mailbox, c.folder->store_folder, c.id)) {
-        if (ec == store_errc::not_found) {
-            return finish(c, c.error(http::status::not_found, "not_found",
-                                     "no such message in this mailbox"));
-        }
-        return finish(c, c.store_failure(ec));
+        return finish(c, c.message_failure(ec));
     }
     json::object o;
     o["deleted"] = c.id;

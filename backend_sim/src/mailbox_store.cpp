@@ -1,4 +1,4 @@
-#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/backend_sim/mailbox_store.hpp"
 
 #include <climits>
 #include <stdexcept>
@@ -112,6 +112,20 @@ std::string column_text(sqlite3_stmt* s, int col) {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
     const int n = sqlite3_column_bytes(s, col);
     return p == nullptr ? std::string{} : std::string(p, static_cast<std::size_t>(n));
+}
+
+// The columns list_folder and get_message both select first, in this order:
+// id, owner, folder, from, to, subject, created_ms (get_message adds the body after them).
+message message_of_row(sqlite3_stmt* s) {
+    message m;
+    m.id = column_text(s, 0);
+    m.owner = column_text(s, 1);
+    m.folder = column_text(s, 2);
+    m.from = column_text(s, 3);
+    m.to = column_text(s, 4);
+    m.subject = column_text(s, 5);
+    m.created_ms = sqlite3_column_int64(s, 6);
+    return m;
 }
 
 std::int64_t now_ms() {
@@ -478,15 +492,7 @@ std::error_code mailbox_store::list(std::string_view owner, std::string_view fol
             out.clear();
             return to_error(rc);
         }
-        message m;
-        m.id = column_text(s, 0);
-        m.owner = column_text(s, 1);
-        m.folder = column_text(s, 2);
-        m.from = column_text(s, 3);
-        m.to = column_text(s, 4);
-        m.subject = column_text(s, 5);
-        m.created_ms = sqlite3_column_int64(s, 6);
-        out.push_back(std::move(m));
+        out.push_back(message_of_row(s));
     }
 }
 
@@ -501,13 +507,7 @@ std::error_code mailbox_store::get(std::string_view owner, std::string_view fold
     const int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) return store_errc::not_found;
     if (rc != SQLITE_ROW) return to_error(rc);
-    out.id = column_text(s, 0);
-    out.owner = column_text(s, 1);
-    out.folder = column_text(s, 2);
-    out.from = column_text(s, 3);
-    out.to = column_text(s, 4);
-    out.subject = column_text(s, 5);
-    out.created_ms = sqlite3_column_int64(s, 6);
+    out = message_of_row(s);
     out.body = column_text(s, 7);
     return {};
 }

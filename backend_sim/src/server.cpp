@@ -1,4 +1,4 @@
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/server.hpp"
 
 #include <atomic>
 #include <optional>
@@ -16,9 +16,9 @@
 
 #include "exsim/auth/http_auth.hpp"
 #include "exsim/auth/token_decoder.hpp"
-#include "exsim/backend/audit_log.hpp"
-#include "exsim/backend/mailbox_api.hpp"
-#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
+#include "exsim/backend_sim/mailbox_api.hpp"
+#include "exsim/backend_sim/mailbox_store.hpp"
 #include "exsim/common/accept_loop.hpp"
 #include "exsim/common/base64.hpp"
 #include "exsim/common/http_framing.hpp"
@@ -79,9 +79,9 @@ struct server::impl {
 
 namespace {
 
-class session : public std::enable_shared_from_this<session> {
+class mailbox_session : public std::enable_shared_from_this<mailbox_session> {
 public:
-    session(tcp::socket socket, worker& w, server::impl& srv, std::uint64_t id)
+    mailbox_session(tcp::socket socket, worker& w, server::impl& srv, std::uint64_t id)
         : socket_(std::move(socket)), deadline_(socket_.get_executor()), worker_(w), srv_(srv), id_(id) {}
 
     void run() {
@@ -142,7 +142,7 @@ private:
             if (end != std::string_view::npos && common::has_obs_fold(data.substr(0, end)))
                 return send_error(http::status::bad_request, "obsolete line folding (obs-fold) in the header is refused");
             return http::async_read_header(socket_, buffer_, *parser_,
-                                           beast::bind_front_handler(&session::on_read_header, shared_from_this()));
+                                           beast::bind_front_handler(&mailbox_session::on_read_header, shared_from_this()));
         }
         socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
             if (self->timed_out_) return self->on_timeout();
@@ -165,7 +165,7 @@ private:
         if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > max_header_fields)
             return send_error(http::status::request_header_fields_too_large,
                               fmt::format("more than {} header fields", max_header_fields));
-        http::async_read(socket_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
+        http::async_read(socket_, buffer_, *parser_, beast::bind_front_handler(&mailbox_session::on_read, shared_from_this()));
     }
 
     void on_read(beast::error_code ec, std::size_t) {
@@ -225,7 +225,7 @@ private:
     void send(response res) {
         res_ = std::move(res);
         set_deadline(limits().read_timeout);
-        http::async_write(socket_, res_, beast::bind_front_handler(&session::on_write, shared_from_this()));
+        http::async_write(socket_, res_, beast::bind_front_handler(&mailbox_session::on_write, shared_from_this()));
     }
 
     void on_write(beast::error_code ec, std::size_t) {
@@ -371,7 +371,7 @@ void server::impl::do_accept() {
         acceptor, workers,
         [this](worker& w, tcp::socket socket) {
             socket.set_option(tcp::no_delay(true));
-            std::make_shared<session>(std::move(socket), w, *this, next_connection++)->run();
+            std::make_shared<mailbox_session>(std::move(socket), w, *this, next_connection++)->run();
         },
         log);
 }

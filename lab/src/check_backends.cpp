@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "exsim/auth/realm.hpp"
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/lab/endpoints.hpp"
 #include "exsim/lab/check_proxy.hpp"
 

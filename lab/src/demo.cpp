@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "exsim/auth/realm.hpp"
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/common/log.hpp"
 #include "exsim/loadgen/load.hpp"
 #include "exsim/proxy/server.hpp"

@@ -21,7 +21,7 @@
 
 #include "exsim/auth/realm.hpp"
 #include "exsim/auth/token_decoder.hpp"
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/common/base64.hpp"
 #include "exsim/common/policies.hpp"
 #include "exsim/proxy/server.hpp"

@@ -1,7 +1,7 @@
 #pragma once
 // A virtual user's connection: beast::tcp_stream, with TLS on it (beast::ssl_stream) when the
 // target is https. One type for both, whose reads and writes take their handlers type-erased
-// (common/erased_io.hpp): the session (runner.cpp) and Beast's reads and writes over it are
+// (common/erased_io.hpp): the virtual user (load.cpp) and Beast's reads and writes over it are
 // compiled once, not once per stream type, and what lies under them once, in client_stream.cpp.
 
 #include <optional>

@@ -31,9 +31,9 @@ using request = http::request<http::string_body>;
 using response = http::response<http::string_body>;
 
 // One admin connection. The io_context runs on one thread, so no strand is needed.
-class session : public std::enable_shared_from_this<session> {
+class admin_session : public std::enable_shared_from_this<admin_session> {
 public:
-    session(tcp::socket socket, const std::function<std::string()>& render)
+    admin_session(tcp::socket socket, const std::function<std::string()>& render)
         : stream_(std::move(socket)), render_(render) {}
 
     void run() { do_read(); }
@@ -44,7 +44,7 @@ private:
         parser_->header_limit(header_limit);
         parser_->body_limit(body_limit);
         stream_.expires_after(timeout);
-        http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&session::on_read, shared_from_this()));
+        http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&admin_session::on_read, shared_from_this()));
     }
 
     void on_read(beast::error_code ec, std::size_t) {
@@ -102,7 +102,7 @@ private:
     void send(response res) {
         res_ = std::move(res);
         stream_.expires_after(timeout);
-        http::async_write(stream_, res_, beast::bind_front_handler(&session::on_write, shared_from_this()));
+        http::async_write(stream_, res_, beast::bind_front_handler(&admin_session::on_write, shared_from_this()));
     }
 
     void on_write(beast::error_code ec, std::size_t) {
@@ -150,7 +150,7 @@ void admin_server::impl::do_accept() {
             timer->async_wait([this, timer](beast::error_code) { do_accept(); });
             return;
         }
-        std::make_shared<session>(std::move(socket), render)->run();
+        std::make_shared<admin_session>(std::move(socket), render)->run();
         do_accept();
     });
 }

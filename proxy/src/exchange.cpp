@@ -114,7 +114,7 @@ private:
     const std::string& user() const { return r_.user; }
     const std::string& backend_name() const { return r_.pool.backend().name; }
 
-    // An event of the trace (proxy/trace.hpp) with what every kind carries.
+    // An event of the trace (proxy/trace_event.hpp) with what every kind carries.
     trace_event trace_start(trace_kind kind) const {
         trace_event e;
         e.kind = kind;

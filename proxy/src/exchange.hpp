@@ -1,7 +1,7 @@
 #pragma once
 // The back-end side of one request (exchange.cpp): a connection from the back-end's pool, the
 // handshake legs as the user, the body sent, the response relayed to the client (or kept for a
-// browser-view page), the connection released. The client session (session.cpp) calls
+// browser-view page), the connection released. The client session (client_session.cpp) calls
 // forward(); what it needs of the client connection goes through `client_side`.
 
 #include <array>
@@ -16,7 +16,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/status.hpp>
 
-#include "session.hpp"
+#include "client_session.hpp"
 
 namespace exsim::proxy {
 

@@ -1,5 +1,5 @@
 // The server: its state built from the topology, the worker threads started and stopped, and
-// the listener, which deals each accepted connection to a worker's client session (session.cpp).
+// the listener, which deals each accepted connection to a worker's client session (client_session.cpp).
 
 #include "exsim/proxy/server.hpp"
 
@@ -15,7 +15,7 @@
 #include <fmt/format.h>
 
 #include "exsim/common/accept_loop.hpp"
-#include "session.hpp"
+#include "client_session.hpp"
 
 namespace exsim::proxy {
 namespace net = boost::asio;

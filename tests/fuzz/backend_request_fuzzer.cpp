@@ -26,10 +26,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
-#include "exsim/backend/audit_log.hpp"
-#include "exsim/backend/mailbox_api.hpp"
-#include "exsim/backend/mailbox_store.hpp"
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
+#include "exsim/backend_sim/mailbox_api.hpp"
+#include "exsim/backend_sim/mailbox_store.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/common/topology.hpp"
 #include "api_topology.hpp"
 #include "fuzz_check.hpp"

@@ -20,7 +20,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/common/http_framing.hpp"
 #include "exsim/proxy/request_checks.hpp"
 #include "exsim/proxy/server.hpp"

@@ -7,7 +7,7 @@
 #include <boost/json.hpp>
 
 #include "environment.hpp"
-#include "exsim/backend/audit_log.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
 #include "exsim/common/base64.hpp"
 #include "exsim/common/net.hpp"
 

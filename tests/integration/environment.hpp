@@ -17,8 +17,8 @@
 
 #include "exsim/auth/gss.hpp"
 #include "exsim/auth/realm.hpp"
-#include "exsim/backend/audit_log.hpp"
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/common/topology.hpp"
 
 namespace exsim::testing {

@@ -21,7 +21,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/backend_sim/mailbox_store.hpp"
 #include "exsim/common/accept_loop.hpp"
 
 namespace exsim::testing {

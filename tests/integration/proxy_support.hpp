@@ -28,8 +28,8 @@
 #include <gtest/gtest.h>
 
 #include "environment.hpp"
-#include "exsim/backend/audit_log.hpp"
-#include "exsim/backend/server.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
+#include "exsim/backend_sim/server.hpp"
 #include "exsim/common/process.hpp"
 #include "exsim/proxy/metrics.hpp"
 #include "exsim/proxy/server.hpp"

@@ -4,7 +4,7 @@
 #
 #   app ──> lab ──> loadgen ──┐
 #            │ └──> proxy ────┼──> auth ──> common
-#            ├────> backend ──┘              ▲
+#            ├──> backend_sim ┘              ▲
 #            └────> capture ─────────────────┘
 #
 # The load generator is a client: it knows the front-end and the back-ends only over HTTP and
@@ -13,18 +13,19 @@
 set -uo pipefail
 root="${1:-$(cd "$(dirname "$0")/../.." && pwd)}"
 
-# folder -> the header folders (include/exsim/<name>/) and libraries (exsim_<name>) it may use
+# folder -> the header folders (include/exsim/<name>/) and libraries (exsim_<name>) it may use;
+# each part's folder, header folder and library are the same word
 declare -A allowed=(
   [common]="common"
   [auth]="auth common"
-  [backend_sim]="backend auth common"
+  [backend_sim]="backend_sim auth common"
   [proxy]="proxy auth common"
   [loadgen]="loadgen auth common"
   [capture]="capture common"
-  [lab]="lab loadgen proxy backend capture auth common"
-  [app]="lab loadgen proxy backend capture auth common"
+  [lab]="lab loadgen proxy backend_sim capture auth common"
+  [app]="lab loadgen proxy backend_sim capture auth common"
 )
-parts="common auth backend proxy loadgen capture lab"
+parts="common auth backend_sim proxy loadgen capture lab"
 
 failures=0
 for folder in "${!allowed[@]}"; do

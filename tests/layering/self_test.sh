@@ -16,4 +16,11 @@ if out=$(bash "$here/check.sh" "$tmp" 2>&1); then
     exit 1
 fi
 grep -q "loadgen/src/bad_arrow.cpp:1 includes exsim/proxy/" <<<"$out" || { echo "self_test: the failure does not name the file: $out" >&2; exit 1; }
-echo "self_test: the check fails on a loadgen/ -> proxy/ include, naming it"
+rm "$tmp/loadgen/src/bad_arrow.cpp"
+# The back-end's part is backend_sim everywhere: an include of it from loadgen/ is caught too.
+echo '#include "exsim/backend_sim/server.hpp"' > "$tmp/loadgen/src/bad_backend.cpp"
+if bash "$here/check.sh" "$tmp" >/dev/null 2>&1; then
+    echo "self_test: a loadgen/ include of exsim/backend_sim/ passed the check" >&2
+    exit 1
+fi
+echo "self_test: the check fails on a loadgen/ -> proxy/ or -> backend_sim/ include, naming it"

@@ -14,7 +14,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 
-#include "exsim/proxy/deadline_stream.hpp"
+#include "exsim/proxy/plain_stream.hpp"
 
 namespace exsim::proxy {
 namespace {

@@ -1,4 +1,4 @@
-#include "exsim/backend/mailbox_api.hpp"
+#include "exsim/backend_sim/mailbox_api.hpp"
 
 #include <filesystem>
 #include <random>

@@ -1,4 +1,4 @@
-#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/backend_sim/mailbox_store.hpp"
 
 #include <atomic>
 #include <csignal>

@@ -1,6 +1,6 @@
 #pragma once
 // The back-ends' audit log format: one JSON object per line ("JSON Lines"), one line per mailbox
-// request, in a file of the state folder. The back-end writes it (exsim/backend/audit_log.hpp);
+// request, in a file of the state folder. The back-end writes it (exsim/backend_sim/audit_log.hpp);
 // the load generator and the lab read it as data, without depending on the back-end.
 //
 // It is the back-end's side of the leak oracle: `identity` is who the

@@ -1,6 +1,6 @@
 #pragma once
 // The narration of a capture (exsim trace --pcap, exsim up --capture): turns the front-end's
-// trace events (proxy/trace.hpp) into packet comments on the back-end connections' frames, so
+// trace events (proxy/trace_event.hpp) into packet comments on the back-end connections' frames, so
 // that Wireshark's packet comments (frame.comment) tell the story beside the bytes:
 //
 //   - a request's first segment: whose request it is and the Authorization sent, or that none was
@@ -15,7 +15,7 @@
 #include <unordered_map>
 
 #include "exsim/capture/recorder.hpp"
-#include "exsim/proxy/trace.hpp"
+#include "exsim/proxy/trace_event.hpp"
 
 namespace exsim::lab {
 

@@ -7,7 +7,7 @@
 //
 // Everything runs in this process on loopback: a realm and its KDC, the back-ends and a TLS
 // front-end with one worker (so that the run is deterministic, docs/design.md section 6) whose trace
-// sink (proxy/trace.hpp) records every step. Each user has its own client connection, kept
+// sink (proxy/trace_event.hpp) records every step. Each user has its own client connection, kept
 // alive over the sequence, as a browser does.
 
 #include <cstdint>
@@ -18,7 +18,7 @@
 
 #include "exsim/capture/recorder.hpp"
 #include "exsim/common/topology.hpp"
-#include "exsim/proxy/trace.hpp"
+#include "exsim/proxy/trace_event.hpp"
 
 namespace exsim::lab {
 

@@ -9,7 +9,7 @@
 // answer 408 before it closes. Handlers are never invoked from within the initiating function.
 // One thread (the worker's) uses a stream.
 //
-// plain_stream is the plain-HTTP client stream; tls_stream.hpp adds OpenSSL on the same ground.
+// plain_stream.hpp (plain HTTP) and tls_stream.hpp (OpenSSL) are the two client streams on it.
 
 #include <chrono>
 #include <cstddef>
@@ -81,7 +81,7 @@ private:
     // The handlers are type-erased: the machinery of an operation (its composed operation, socket
     // wait and post) is compiled once, in deadline_stream.cpp, not once for each handler type of
     // each caller (Beast's read and write operations over each stream type, tapped or not). It
-    // was a third of session.cpp's object code.
+    // was a third of client_session.cpp's object code.
     friend erased_read_write;
     void read_some(common::io_handler handler) { run(op::read, std::move(handler)); }
     void write_some(common::io_handler handler) { run(op::write, std::move(handler)); }
@@ -96,16 +96,6 @@ private:
     error_code end_wait(error_code ec);
 
     std::shared_ptr<core_type> core_;  // shared with a timer's handler, which may outlive *this
-};
-
-// Plain HTTP: recv and send (MSG_NOSIGNAL) on the socket. A Beast AsyncStream whose errors are
-// the socket's: net::error::eof when the peer closed.
-class plain_stream : public deadline_stream {
-public:
-    using deadline_stream::deadline_stream;
-
-private:
-    std::optional<wait_type> step(op o, std::size_t& moved, error_code& ec) override;
 };
 
 }  // namespace exsim::proxy

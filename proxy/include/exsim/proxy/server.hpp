@@ -22,7 +22,7 @@
 #include "exsim/common/wire_tap.hpp"
 #include "exsim/proxy/metrics.hpp"
 #include "exsim/proxy/tls.hpp"
-#include "exsim/proxy/trace.hpp"
+#include "exsim/proxy/trace_event.hpp"
 
 namespace exsim::proxy {
 

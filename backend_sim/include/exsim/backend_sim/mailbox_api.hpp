@@ -41,8 +41,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include "exsim/backend/audit_log.hpp"
-#include "exsim/backend/mailbox_store.hpp"
+#include "exsim/backend_sim/audit_log.hpp"
+#include "exsim/backend_sim/mailbox_store.hpp"
 #include "exsim/common/html.hpp"
 #include "exsim/common/topology.hpp"
 

@@ -215,20 +215,20 @@ std::string transport_error(const boost::system::error_code& ec) {
     return "io";
 }
 
-// A virtual user's session: one keep-alive connection at a time, a PRNG for its choices, and the
+// A virtual user: one keep-alive connection at a time, a PRNG for its choices, and the
 // message ids it saw last (it clicks on what it was shown, as a browser user does).
-struct session_base {
-    virtual ~session_base() = default;
+struct virtual_user_base {
+    virtual ~virtual_user_base() = default;
     virtual awaitable<void> warm_up(std::size_t requests) = 0;  // unmeasured Inbox lists
     virtual awaitable<void> run(clock_type::time_point first, clock_type::duration interval) = 0;
     virtual awaitable<std::string> probe() = 0;  // why the target cannot be used; "" when it can
 };
 
-class session final : public session_base {
+class virtual_user final : public virtual_user_base {
 public:
     // Sessions of the same user share its messages: this one reads and deletes only those whose
     // id hashes to `slot` of `share`, so that two of them never race for one message.
-    session(run_state& rs, worker& w, const common::user_entry& user, std::size_t index, std::uint64_t seed,
+    virtual_user(run_state& rs, worker& w, const common::user_entry& user, std::size_t index, std::uint64_t seed,
             std::size_t slot, std::size_t share)
         : rs_(rs), w_(w), user_(user), index_(index), slot_(slot), share_(share), rng_(seed),
           mix_(rs.options.mix.begin(), rs.options.mix.end()),
@@ -665,68 +665,58 @@ op_mix parse_mix(std::string_view text) {
     return mix;
 }
 
-load_result run_load(const load_options& o) {
-    check(o);
-    run_state rs(o, parse_target(o));
-    const auto users = pick_users(o, rs.where);
-    const std::size_t sessions = o.sessions ? o.sessions : users.size();
-    if (o.mode == entry::passthrough)
-        rs.credentials = std::make_unique<auth::credential_cache>(o.directory.realm, o.directory.ntlm_domain);
+namespace {
 
-    std::vector<std::unique_ptr<worker>> workers;
+using worker_list = std::vector<std::unique_ptr<worker>>;
+using user_list = std::vector<std::shared_ptr<virtual_user_base>>;
+
+// One worker (an io_context and its thread) per --threads, each with its own TLS client context.
+worker_list make_workers(const load_options& o, bool tls) {
+    worker_list workers;
     for (std::size_t i = 0; i < o.threads; ++i) {
         workers.push_back(std::make_unique<worker>());
-        if (!rs.where.tls) continue;
+        if (!tls) continue;
         auto& ctx = workers.back()->tls.emplace(ssl::context::tls_client);
         ctx.set_options(ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
         if (o.insecure) {
             ctx.set_verify_mode(ssl::verify_none);
-        } else {
-            ctx.set_verify_mode(ssl::verify_peer);
-            boost::system::error_code ec;
-            if (o.ca_file.empty()) ctx.set_default_verify_paths(ec);
-            else ctx.load_verify_file(o.ca_file.string(), ec);
-            if (ec)
-                throw common::config_error(fmt::format("--ca-file: cannot load '{}': {}", o.ca_file.string(), ec.message()));
+            continue;
         }
+        ctx.set_verify_mode(ssl::verify_peer);
+        boost::system::error_code ec;
+        if (o.ca_file.empty()) ctx.set_default_verify_paths(ec);
+        else ctx.load_verify_file(o.ca_file.string(), ec);
+        if (ec)
+            throw common::config_error(fmt::format("--ca-file: cannot load '{}': {}", o.ca_file.string(), ec.message()));
     }
+    return workers;
+}
 
-    std::vector<std::shared_ptr<session_base>> vus;
-    for (std::size_t k = 0; k < sessions; ++k) {
-        auto& w = *workers[k % workers.size()];
-        const std::size_t u = k % users.size();
-        const std::size_t share = (sessions - u + users.size() - 1) / users.size();  // sessions of this user
-        vus.push_back(std::make_shared<session>(rs, w, *users[u], k, o.seed + k, k / users.size(), share));
+// Runs every worker's io_context on its own thread until all run out of work.
+void run_threads(worker_list& workers) {
+    for (auto& w : workers) w->thread = std::thread([&io = w->io] { io.run(); });
+    for (auto& w : workers) {
+        w->thread.join();
+        w->io.restart();
     }
-    auto run_threads = [&] {
-        for (auto& w : workers) w->thread = std::thread([&io = w->io] { io.run(); });
-        for (auto& w : workers) {
-            w->thread.join();
-            w->io.restart();
-        }
-    };
-    // One connection first (and, pass-through with --mechanism, one 401): a target that cannot
-    // be used at all is one clear error, not a run of thousands of failed requests.
+}
+
+// One connection first (and, pass-through with --mechanism, one 401): a target that cannot
+// be used at all is one clear error, not a run of thousands of failed requests.
+void probe_target(const load_options& o, worker_list& workers, const user_list& vus) {
     std::string unusable;
     net::co_spawn(workers[0]->io, vus[0]->probe(), [&](std::exception_ptr e, std::string why) {
         log_exception(e);
         unusable = std::move(why);
     });
-    run_threads();
+    run_threads(workers);
     if (!unusable.empty()) throw std::runtime_error(fmt::format("cannot load {}: {}", o.url, unusable));
-    if (o.warmup) {
-        for (std::size_t k = 0; k < sessions; ++k) net::co_spawn(workers[k % workers.size()]->io, vus[k]->warm_up(o.warmup), log_exception);
-        run_threads();
-    }
-    for (auto& w : workers) w->connections = w->handshakes_kerberos = w->handshakes_ntlm = 0;  // the run's own
+}
 
-    const auto before_metrics = read_metrics(o.metrics_url);
-    const auto before_audit = file_sizes(o.audit_logs);
-    rs.start = clock_type::now() + std::chrono::milliseconds(50);
-    rs.deadline = rs.start + o.duration;
-
-    // Session k starts at start + ramp_up * k / sessions; in the open model each session carries
-    // rate / sessions, offset so that the total is evenly spaced.
+// Session k starts at start + ramp_up * k / sessions; in the open model each session carries
+// rate / sessions, offset so that the total is evenly spaced.
+void start_sessions(const load_options& o, const run_state& rs, worker_list& workers, const user_list& vus) {
+    const std::size_t sessions = vus.size();
     const double per_session = o.rate > 0 ? o.rate / static_cast<double>(sessions) : 0;
     const auto interval = per_session > 0 ? std::chrono::duration_cast<clock_type::duration>(
                                                 std::chrono::duration<double>(1.0 / per_session))
@@ -737,7 +727,10 @@ load_result run_load(const load_options& o) {
                              std::chrono::duration<double>(static_cast<double>(k) / o.rate));
         net::co_spawn(workers[k % workers.size()]->io, vus[k]->run(first, interval), log_exception);
     }
+}
 
+// run_threads, with a progress line on a terminal every 250 ms.
+void run_with_progress(const load_options& o, const run_state& rs, worker_list& workers) {
     const bool tty = o.progress && isatty(STDERR_FILENO);
     std::atomic<bool> done{false};
     std::thread ticker;
@@ -747,24 +740,18 @@ load_result run_load(const load_options& o) {
             if (!done.load()) progress_line(rs, false);
         }
     });
-    run_threads();
+    run_threads(workers);
     done = true;
     if (ticker.joinable()) {
         ticker.join();
         progress_line(rs, true);
     }
-    if (rs.credentials) rs.credentials->join();
+}
 
-    load_result r;
-    r.mode = o.mode == entry::frontend ? "frontend" : "passthrough";
-    r.url = o.url;
-    r.policy = o.policy;
-    r.backend_auth = o.backend_auth;
-    r.model = o.rate > 0 ? "open" : "closed";
-    r.rate = o.rate;
-    r.sessions = sessions;
-    r.users = std::min(sessions, users.size());
-    auto last = rs.start;  // the run lasts until its last response, not its last think time
+// Each worker's counts, latencies and timeline into r; r.seconds runs until the last response,
+// not the last think time.
+void merge_workers(load_result& r, worker_list& workers, clock_type::time_point start) {
+    auto last = start;
     for (auto& w : workers) {
         last = std::max(last, w->last_completion);
         r.unsent += w->unsent;
@@ -779,15 +766,21 @@ load_result run_load(const load_options& o) {
             t.latency.merge(x.latency);
         }
     }
-    r.seconds = std::chrono::duration<double>(last - rs.start).count();
-    const auto after_metrics = read_metrics(o.metrics_url);
-    if (before_metrics && after_metrics) {
+    r.seconds = std::chrono::duration<double>(last - start).count();
+}
+
+// Back-end connections and handshakes of the run: the front-end's metrics when readable before
+// and after, else (pass-through) the load generator's own counts.
+void count_backend_work(load_result& r, const load_options& o, const worker_list& workers,
+                        const std::optional<metrics_snapshot>& before) {
+    const auto after = read_metrics(o.metrics_url);
+    if (before && after) {
         r.backend.source = "front-end metrics";
         // A front-end restarted during the run counts from 0 again: no negative differences.
-        auto grew = [](double after, double before) { return static_cast<std::uint64_t>(std::max(after - before, 0.0)); };
-        r.backend.connections = grew(after_metrics->connections, before_metrics->connections);
-        r.backend.handshakes_kerberos = grew(after_metrics->kerberos, before_metrics->kerberos);
-        r.backend.handshakes_ntlm = grew(after_metrics->ntlm, before_metrics->ntlm);
+        auto grew = [](double a, double b) { return static_cast<std::uint64_t>(std::max(a - b, 0.0)); };
+        r.backend.connections = grew(after->connections, before->connections);
+        r.backend.handshakes_kerberos = grew(after->kerberos, before->kerberos);
+        r.backend.handshakes_ntlm = grew(after->ntlm, before->ntlm);
     } else if (o.mode == entry::passthrough) {
         r.backend.source = "load generator";
         for (auto& w : workers) {
@@ -796,22 +789,73 @@ load_result run_load(const load_options& o) {
             r.backend.handshakes_ntlm += w->handshakes_ntlm;
         }
     }
-    if (!o.audit_logs.empty()) {
-        std::vector<common::audit_record> records;
-        for (std::size_t i = 0; i < o.audit_logs.size(); ++i) {
-            auto since = common::read_audit_log(o.audit_logs[i], nullptr, before_audit[i]);
-            records.insert(records.end(), std::make_move_iterator(since.begin()), std::make_move_iterator(since.end()));
-        }
-        const auto a = summarize_audit(records);
-        r.audit_cross_user = a.cross_user;
-        std::uint64_t judged_ok = 0;
-        for (auto& w : workers) judged_ok += w->judged_ok;
-        r.unaudited = judged_ok > a.served ? judged_ok - a.served : 0;
-        for (std::size_t i = 0; i < r.ops.size(); ++i) {
-            r.ops[i].backend_connections = a.connections[i];
-            r.ops[i].handshakes = a.handshakes[i];
-        }
+}
+
+// What the back-ends' audit logs recorded since `before_audit` (their sizes at the start).
+void read_audits(load_result& r, const load_options& o, const worker_list& workers,
+                 const std::vector<std::uintmax_t>& before_audit) {
+    if (o.audit_logs.empty()) return;
+    std::vector<common::audit_record> records;
+    for (std::size_t i = 0; i < o.audit_logs.size(); ++i) {
+        auto since = common::read_audit_log(o.audit_logs[i], nullptr, before_audit[i]);
+        records.insert(records.end(), std::make_move_iterator(since.begin()), std::make_move_iterator(since.end()));
     }
+    const auto a = summarize_audit(records);
+    r.audit_cross_user = a.cross_user;
+    std::uint64_t judged_ok = 0;
+    for (auto& w : workers) judged_ok += w->judged_ok;
+    r.unaudited = judged_ok > a.served ? judged_ok - a.served : 0;
+    for (std::size_t i = 0; i < r.ops.size(); ++i) {
+        r.ops[i].backend_connections = a.connections[i];
+        r.ops[i].handshakes = a.handshakes[i];
+    }
+}
+
+}  // namespace
+
+load_result run_load(const load_options& o) {
+    check(o);
+    run_state rs(o, parse_target(o));
+    const auto users = pick_users(o, rs.where);
+    const std::size_t sessions = o.sessions ? o.sessions : users.size();
+    if (o.mode == entry::passthrough)
+        rs.credentials = std::make_unique<auth::credential_cache>(o.directory.realm, o.directory.ntlm_domain);
+
+    auto workers = make_workers(o, rs.where.tls);
+    user_list vus;
+    for (std::size_t k = 0; k < sessions; ++k) {
+        auto& w = *workers[k % workers.size()];
+        const std::size_t u = k % users.size();
+        const std::size_t share = (sessions - u + users.size() - 1) / users.size();  // sessions of this user
+        vus.push_back(std::make_shared<virtual_user>(rs, w, *users[u], k, o.seed + k, k / users.size(), share));
+    }
+    probe_target(o, workers, vus);
+    if (o.warmup) {
+        for (std::size_t k = 0; k < sessions; ++k) net::co_spawn(workers[k % workers.size()]->io, vus[k]->warm_up(o.warmup), log_exception);
+        run_threads(workers);
+    }
+    for (auto& w : workers) w->connections = w->handshakes_kerberos = w->handshakes_ntlm = 0;  // the run's own
+
+    const auto before_metrics = read_metrics(o.metrics_url);
+    const auto before_audit = file_sizes(o.audit_logs);
+    rs.start = clock_type::now() + std::chrono::milliseconds(50);
+    rs.deadline = rs.start + o.duration;
+    start_sessions(o, rs, workers, vus);
+    run_with_progress(o, rs, workers);
+    if (rs.credentials) rs.credentials->join();
+
+    load_result r;
+    r.mode = o.mode == entry::frontend ? "frontend" : "passthrough";
+    r.url = o.url;
+    r.policy = o.policy;
+    r.backend_auth = o.backend_auth;
+    r.model = o.rate > 0 ? "open" : "closed";
+    r.rate = o.rate;
+    r.sessions = sessions;
+    r.users = std::min(sessions, users.size());
+    merge_workers(r, workers, rs.start);
+    count_backend_work(r, o, workers, before_metrics);
+    read_audits(r, o, workers, before_audit);
     return r;
 }
 

@@ -20,12 +20,12 @@
 #include <fmt/format.h>
 
 #include "exsim/common/http_framing.hpp"
-#include "exsim/proxy/deadline_stream.hpp"
+#include "exsim/proxy/plain_stream.hpp"
 #include "exsim/proxy/request_checks.hpp"
 #include "exsim/proxy/tls_stream.hpp"
 #include "exchange.hpp"
 #include "forwarding.hpp"
-#include "session.hpp"
+#include "client_session.hpp"
 #include "tapped_stream.hpp"
 
 namespace exsim::proxy {

@@ -1,5 +1,5 @@
 #pragma once
-// What the server (server.cpp), its client sessions (session.cpp) and their back-end exchanges
+// What the server (server.cpp), its client sessions (client_session.cpp) and their back-end exchanges
 // (exchange.cpp) share: the server's state and each worker thread's.
 
 #include <atomic>
@@ -74,7 +74,7 @@ struct server::impl {
     void do_accept();
 };
 
-// Runs a client connection the listener accepted and dealt to `w` (session.cpp): on w's thread,
+// Runs a client connection the listener accepted and dealt to `w` (client_session.cpp): on w's thread,
 // until the client or the server closes it.
 void start_session(server::impl& srv, worker& w, boost::asio::ip::tcp::socket socket);
 
