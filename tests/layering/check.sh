@@ -3,9 +3,10 @@
 # know. The arrows allowed are the ones docs/design.md ("Layout") draws:
 #
 #   app ──> lab ──> loadgen ──┐
-#            │ └──> proxy ────┼──> auth ──> common
-#            ├──> backend_sim ┘              ▲
-#            └────> capture ─────────────────┘
+#    ┆       │ └──> proxy ────┼──> auth ──> common
+#    ┆       ├──> backend_sim ┘              ▲
+#    ┆       └────> capture ─────────────────┘
+#    └┄┄> and every part lab uses, directly (the commands that start one part include it)
 #
 # The load generator is a client: it knows the front-end and the back-ends only over HTTP and
 # reads the audit log as data (its format lives in common/). Nothing below lab/ knows lab/.
