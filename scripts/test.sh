@@ -5,7 +5,7 @@
 # it can run, so that no test runs twice:
 #   dev   gcc, as `scripts/demo.sh` builds it: exsim and the benchmark programs, and the tests that
 #         use exsim from outside: the browser view (Chromium), the reference proxies (nginx, HAProxy,
-#         Squid, Apache in front of exsim's back-ends), the layering check
+#         Squid, Apache in front of exsim's back-ends), the layering and layout checks
 #   asan  every unit and integration test (a real KDC, back-ends, the proxy, curl) under
 #         AddressSanitizer + UndefinedBehaviorSanitizer (clang; tests/lsan.supp), and a short smoke
 #         run of every libFuzzer target (tests/fuzz/run.sh), built in the same tree
@@ -29,13 +29,14 @@ run_preset() {  # run_preset PRESET "BUILD TARGETS" CTEST-ARGS...
     ctest --preset "$preset" -j"$(nproc)" --timeout 1500 "$@"
     times+=("$preset: build ${built} s, tests $((SECONDS - start - built)) s")
 }
+documents='layering.*|layout.*'  # the checks of the layering and the layout tables: scripts, no build
 if [ $# -gt 0 ]; then
     preset=$1
     shift
     run_preset "$preset" "" "$@"
 else
-    run_preset dev "exsim exsim_benchmarks" -R '^(browser|proxies\..*|layering.*)$'
-    run_preset asan ""
+    run_preset dev "exsim exsim_benchmarks" -R "^(browser|proxies\..*|$documents)\$"
+    run_preset asan "" -E "^($documents)\$"
     run_preset tsan ""
 fi
 printf '== %s\n' "${times[@]}" >&2
