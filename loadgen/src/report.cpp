@@ -477,6 +477,7 @@ std::string demo_json(const std::vector<demo_run>& runs) {
                              {"audit_cross_user", optional_count(r.audit_cross_user)},
                              {"backend_connections", r.backend.connections},
                              {"auth_handshakes", r.backend.handshakes()},
+                             {"ntlm_handshakes", r.backend.handshakes_ntlm},
                              {"rps", r.rps()}, {"p50_ms", ms(t.latency.percentile(50))},
                              {"p99_ms", ms(t.latency.percentile(99))}, {"errors", t.errors}};
         lines.push_back(json_text(o));

@@ -233,7 +233,8 @@ TEST(Report, DemoJsonHasExactlyTheDocumentedKeys) {
     const json::array& rows = v.at("runs").as_array();
     ASSERT_EQ(rows.size(), 4u);
     const std::set<std::string> expected{"policy", "backend_auth", "requests", "leaks", "tampers", "audit_cross_user",
-                                         "backend_connections", "auth_handshakes", "rps", "p50_ms", "p99_ms", "errors"};
+                                         "backend_connections", "auth_handshakes", "ntlm_handshakes", "rps", "p50_ms",
+                                         "p99_ms", "errors"};
     for (const auto& row : rows) {
         std::set<std::string> keys;
         for (const auto& kv : row.as_object()) keys.emplace(kv.key());

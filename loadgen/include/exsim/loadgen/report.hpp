@@ -26,7 +26,7 @@ std::string render_demo_table(const std::vector<demo_run>& runs);
 // Two sentences a trainer can read aloud: which rows leaked and why, and what the fix costs.
 std::string demo_summary(const std::vector<demo_run>& runs);
 // {"runs":[{"policy","backend_auth","requests","leaks","tampers","audit_cross_user",
-//   "backend_connections","auth_handshakes","rps","p50_ms","p99_ms","errors"}, ...]}
+//   "backend_connections","auth_handshakes","ntlm_handshakes","rps","p50_ms","p99_ms","errors"}, ...]}
 std::string demo_json(const std::vector<demo_run>& runs);
 std::string render_demo_html(const std::vector<demo_run>& runs);
 
