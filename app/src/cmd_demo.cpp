@@ -12,6 +12,7 @@
 #include "exsim/common/policies.hpp"
 #include "exsim/lab/demo.hpp"
 #include "exsim/lab/endpoints.hpp"
+#include "exsim/loadgen/demo_summary.hpp"
 #include "exsim/loadgen/report.hpp"
 #include "options.hpp"
 #include "signals.hpp"

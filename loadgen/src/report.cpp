@@ -7,7 +7,8 @@
 #include <fmt/format.h>
 
 #include "exsim/common/html.hpp"
-#include "exsim/common/policies.hpp"
+#include "exsim/loadgen/demo_summary.hpp"
+#include "demo_figures.hpp"
 
 namespace exsim::loadgen {
 
@@ -19,13 +20,9 @@ namespace {
 using rows_t = std::vector<std::vector<std::string>>;
 
 double ms(std::uint64_t micros) { return static_cast<double>(micros) / 1000.0; }
-double per(std::uint64_t n, std::uint64_t d) { return d ? static_cast<double>(n) / static_cast<double>(d) : 0.0; }
 double per_second(std::uint64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0.0; }
 std::string fixed2(double v) { return fmt::format("{:.2f}", v); }
 std::string fixed3(double v) { return fmt::format("{:.3f}", v); }  // per-request ratios: 32 in 20000 is not 0.00
-std::string plural(std::uint64_t n, std::string_view what) {
-    return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s");
-}
 
 // The latency columns of every report, in this order, with their JSON keys.
 struct latency_column {
@@ -257,34 +254,6 @@ std::string bar_chart(std::string_view title, std::string_view unit, const std::
     return svg + "</svg></figure>\n";
 }
 
-std::string auth_label(std::string_view a) {
-    if (a == "ntlm") return "NTLM";
-    if (a == "negotiate") return "Negotiate";
-    if (a == "kerberos-persist") return "persisted Kerberos";
-    return std::string(a);
-}
-
-const demo_run* find(const std::vector<demo_run>& runs, std::string_view policy, std::string_view auth) {
-    for (const auto& r : runs)
-        if (r.policy == policy && r.backend_auth == auth) return &r;
-    return nullptr;
-}
-
-std::uint64_t leaks_and_tampers(const load_result& r) {
-    const op_stats t = r.total();
-    return t.leaks + t.tampers;
-}
-double conns_per_request(const load_result& r) { return per(r.backend.connections, r.total().requests); }
-double handshakes_per_request(const load_result& r) { return per(r.backend.handshakes(), r.total().requests); }
-
-// Distinct values in order of first appearance: the charts' groups and colors follow the runs.
-std::vector<std::string> distinct(const std::vector<demo_run>& runs, std::string demo_run::*field) {
-    std::vector<std::string> out;
-    for (const auto& r : runs)
-        if (std::find(out.begin(), out.end(), r.*field) == out.end()) out.push_back(r.*field);
-    return out;
-}
-
 rows_t demo_rows(const std::vector<demo_run>& runs) {
     rows_t rows{{"policy", "backend auth", "requests", "req/s", "p50 ms", "p99 ms", "backend conns", "conns/req",
                  "handshakes/req", "leaks", "tampers", "audit x-user"}};
@@ -401,72 +370,6 @@ std::string render_demo_table(const std::vector<demo_run>& runs) {
     return out;
 }
 
-std::string demo_summary(const std::vector<demo_run>& runs) {
-    std::vector<const demo_run*> leaked;
-    for (const auto& run : runs)
-        if (leaks_and_tampers(run.result) > 0) leaked.push_back(&run);
-
-    // Which policy is the flaw and which the fix is the policy table's to say (common/policies.hpp).
-    const std::string_view flaw = common::vulnerable_policy().name, fix = common::default_policy().name;
-    std::string first;
-    if (leaked.empty()) {
-        first = find(runs, flaw, "ntlm")
-                    ? fmt::format("No row leaked, not even {} with NTLM back-ends, so this run did not reproduce the "
-                                  "flaw and its zeros prove nothing.", flaw)
-                    : fmt::format("No row leaked, but no {} row with NTLM back-ends ran, so the flaw was not put to "
-                                  "the test.", flaw);
-    } else {
-        std::vector<std::string> by_policy;
-        for (const auto& policy : distinct(runs, &demo_run::policy)) {
-            std::vector<std::string> where;
-            for (const demo_run* run : leaked) {
-                if (run->policy != policy) continue;
-                const op_stats t = run->result.total();
-                where.push_back(fmt::format("{} back-ends ({}, {})", auth_label(run->backend_auth),
-                                            plural(t.leaks, "leak"), plural(t.tampers, "tamper")));
-            }
-            if (!where.empty()) by_policy.push_back(fmt::format("{} with {}", policy, fmt::join(where, " and with ")));
-        }
-        first = fmt::format("Leaks happened{} under {}: a pooled connection authenticated as one user carried another "
-                            "user's request, and the back-end served the first user's mailbox.",
-                            leaked.size() < runs.size() ? " only" : "", fmt::join(by_policy, " and under "));
-    }
-
-    std::vector<const demo_run*> fixed;
-    for (const auto& run : runs)
-        if (run.policy == fix) fixed.push_back(&run);
-    std::string second;
-    if (fixed.empty()) {
-        second = fmt::format("No {} row ran, so the cost of the fix was not measured.", fix);
-    } else if (std::any_of(fixed.begin(), fixed.end(), [](auto* run) { return leaks_and_tampers(run->result) > 0; })) {
-        second = fmt::format("The fix ({}) did not stop every leak, which points at a bug in the pool or in the oracle.", fix);
-    } else {
-        second = fmt::format("The fix ({}) {}", fix, leaked.empty() ? "ran without leaks too" : "stopped every leak");
-        if (const demo_run* ntlm = find(runs, fix, "ntlm")) {
-            second += fmt::format(" at the cost of {:.3f} back-end connections per request with NTLM",
-                                  conns_per_request(ntlm->result));
-            if (const demo_run* flawed = find(runs, flaw, "ntlm")) {
-                second += fmt::format(" (vs {:.3f} under {})", conns_per_request(flawed->result), flaw);
-                // Throughput of short runs on a shared machine is noisy: quoted only when clearly lower.
-                if (flawed->result.rps() > 0 && ntlm->result.rps() < 0.8 * flawed->result.rps())
-                    second += fmt::format(" and {:.0f}% of {}'s throughput in this run",
-                                          100 * ntlm->result.rps() / flawed->result.rps(), flaw);
-            }
-        }
-        std::vector<std::string> others;
-        for (const demo_run* run : fixed)
-            if (run->backend_auth != "ntlm")
-                others.push_back(fmt::format("{} ({:.3f} connections, {:.3f} handshakes per request)",
-                                             auth_label(run->backend_auth), conns_per_request(run->result),
-                                             handshakes_per_request(run->result)));
-        if (!others.empty())
-            second += fmt::format("; with {} back-ends it re-authenticates each request on pooled connections",
-                                  fmt::join(others, " and "));
-        second += ".";
-    }
-    return first + " " + second;
-}
-
 std::string demo_json(const std::vector<demo_run>& runs) {
     std::vector<std::string> lines;
     for (const auto& run : runs) {
@@ -494,7 +397,7 @@ std::string render_demo_html(const std::vector<demo_run>& runs) {
         for (const auto& policy : policies) {
             all.push_back({policy, {}});
             for (const auto& auth : auths) {
-                const demo_run* run = find(runs, policy, auth);
+                const demo_run* run = find_run(runs, policy, auth);
                 all.back().values.push_back(run ? metric(run->result) : 0.0);
             }
         }

@@ -11,9 +11,7 @@
 #include <utility>
 
 #include <boost/algorithm/string/predicate.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -26,6 +24,7 @@
 #include "exchange.hpp"
 #include "forwarding.hpp"
 #include "client_session.hpp"
+#include "nothrow.hpp"
 #include "tapped_stream.hpp"
 
 namespace exsim::proxy {
@@ -37,7 +36,6 @@ using net::awaitable;
 
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 // What an idle client connection's read buffer starts with: most request headers fit, and
 // 10,000 idle connections do not hold 16 KiB each (a larger header grows it).
 constexpr std::size_t header_chunk = 1024;

@@ -7,9 +7,7 @@
 #include <tuple>
 #include <utility>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -18,6 +16,7 @@
 #include "exsim/auth/http_auth.hpp"
 #include "exsim/common/http_framing.hpp"
 #include "forwarding.hpp"
+#include "nothrow.hpp"
 
 namespace exsim::proxy {
 namespace net = boost::asio;
@@ -28,7 +27,6 @@ using net::awaitable;
 
 namespace {
 
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_drained_body = 64 * 1024;  // a 401 body we read and drop
 // A failure to get credentials is remembered briefly, so that a KDC outage does not cost every
 // request a KDC attempt.
@@ -330,7 +328,7 @@ awaitable<auth::credential_result> exchange::credentials_for(auth::initiator_mod
     if (auto waiting = worker_.fetching.find(key); waiting != worker_.fetching.end()) {
         net::steady_timer wake(worker_.ioc, limits().credential_timeout);
         waiting->second.push_back(&wake);
-        co_await wake.async_wait(net::as_tuple(net::use_awaitable));
+        co_await wake.async_wait(nothrow);
         if (auto still = worker_.fetching.find(key); still != worker_.fetching.end()) {
             std::erase(still->second, &wake);
             auth::credential_result late;

@@ -6,16 +6,15 @@
 #include <algorithm>
 #include <cerrno>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
+
+#include "nothrow.hpp"
 
 namespace exsim::proxy {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 // Spare exchange buffers a pool keeps (48 KiB each): enough for the exchanges one worker runs at
 // once on one back-end in a benchmark; more concurrent ones allocate their own.
 constexpr std::size_t max_spare_buffers = 64;

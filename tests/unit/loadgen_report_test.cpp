@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "exsim/loadgen/demo_summary.hpp"
 #include "exsim/loadgen/histogram.hpp"
 #include "exsim/loadgen/report.hpp"
 #include "exsim/loadgen/results.hpp"

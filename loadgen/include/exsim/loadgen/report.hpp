@@ -1,6 +1,7 @@
 #pragma once
 // The reports of a load run and of the demo: a text table for stdout, JSON, and a
 // self-contained HTML page whose charts are inline SVG (no script, no network to view it).
+// The demo's two sentences for a trainer are demo_summary.hpp's.
 
 #include <string>
 #include <vector>
@@ -23,8 +24,6 @@ struct demo_run {
 // Side by side: policy, back-end auth, requests, req/s, p50, p99, back-end connections,
 // handshakes per request, leaks, tampers, audit cross-user.
 std::string render_demo_table(const std::vector<demo_run>& runs);
-// Two sentences a trainer can read aloud: which rows leaked and why, and what the fix costs.
-std::string demo_summary(const std::vector<demo_run>& runs);
 // {"runs":[{"policy","backend_auth","requests","leaks","tampers","audit_cross_user",
 //   "backend_connections","auth_handshakes","ntlm_handshakes","rps","p50_ms","p99_ms","errors"}, ...]}
 std::string demo_json(const std::vector<demo_run>& runs);
