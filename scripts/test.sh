@@ -29,7 +29,7 @@ run_preset() {  # run_preset PRESET "BUILD TARGETS" CTEST-ARGS...
     ctest --preset "$preset" -j"$(nproc)" --timeout 1500 "$@"
     times+=("$preset: build ${built} s, tests $((SECONDS - start - built)) s")
 }
-documents='layering.*|layout.*'  # the checks of the layering and the layout tables: scripts, no build
+documents='layering.*|layout.*|function_lengths'  # checks of the tree (layering, layout tables, function lengths): scripts, no build
 if [ $# -gt 0 ]; then
     preset=$1
     shift
