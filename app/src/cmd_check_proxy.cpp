@@ -10,6 +10,7 @@
 
 #include "exsim/common/log.hpp"
 #include "exsim/lab/check_proxy.hpp"
+#include "exsim/lab/check_report.hpp"
 #include "exsim/lab/endpoints.hpp"
 #include "exsim/lab/temporary_folder.hpp"
 #include "options.hpp"

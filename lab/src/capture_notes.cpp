@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "exsim/auth/token_decoder.hpp"
+#include "exsim/lab/trace.hpp"
 
 namespace exsim::lab {
 

@@ -10,7 +10,7 @@
 #include "exsim/auth/realm.hpp"
 #include "exsim/backend_sim/server.hpp"
 #include "exsim/lab/endpoints.hpp"
-#include "exsim/lab/check_proxy.hpp"
+#include "exsim/lab/check_backends.hpp"
 
 namespace exsim::lab {
 namespace fs = std::filesystem;

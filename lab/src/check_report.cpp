@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "exsim/common/html.hpp"
-#include "exsim/lab/check_proxy.hpp"
+#include "exsim/lab/check_report.hpp"
 
 namespace exsim::lab {
 namespace json = boost::json;

@@ -37,9 +37,6 @@ private:
     std::unordered_map<std::string, proxy::trace_event> obtained_;  // connection -> how, until its first leg
 };
 
-// A trace event as one line of plain text (the narration `exsim trace` prints).
-std::string event_line(const proxy::trace_event& e);
-
 // What to tell the user about a capture written: its frames, and the tshark lines that show the
 // crossing.
 std::string capture_hint(const std::string& file, std::uint64_t frames);

@@ -3,6 +3,7 @@
 // exsim's back-ends, each judged by both oracles (the responses the clients got and the back-ends'
 // audit logs), one verdict per check. docs/check-proxy.md is the interface: the back-ends and how
 // a proxy must forward to them, the checks, the verdicts, the exit codes and the JSON.
+// The back-ends it judges through: check_backends.hpp; its reports: check_report.hpp.
 
 #include <atomic>
 #include <cstdint>
@@ -12,44 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "exsim/common/topology.hpp"
+#include "exsim/lab/check_backends.hpp"
 
 namespace exsim::lab {
-
-// The check-proxy topology: be1 NTLM only, be2 Negotiate,NTLM, be3 the same with
-// persist_kerberos, be4 Negotiate,NTLM without a Kerberos key (SPNEGO falls back to NTLM); six
-// users on be1 and two on each of the others.
-common::topology check_proxy_topology();
-
-// The realm, its KDC and the four back-ends, started in `state_dir` (created; it must be empty or
-// hold an earlier check-proxy state). base_port 0: free ports; else be1 = base_port, be2 = +1...
-// Writes <state_dir>/endpoints.env and <state_dir>/directory.json.
-class check_backends {
-public:
-    check_backends(const std::filesystem::path& state_dir, std::uint16_t base_port);
-    ~check_backends();
-    check_backends(const check_backends&) = delete;
-    check_backends& operator=(const check_backends&) = delete;
-
-    const common::topology& topology() const;
-    const std::filesystem::path& state_dir() const;
-    std::map<std::string, std::string> addresses() const;  // "be1" -> "127.0.0.1:PORT"
-    std::string endpoints_env() const;                     // what endpoints.env holds
-
-private:
-    struct impl;
-    std::unique_ptr<impl> impl_;
-};
-
-// The back-ends a `check_backends` (in this process or `exsim check-proxy --serve`) started.
-struct check_environment {
-    common::topology topology;
-    std::filesystem::path state_dir;
-    std::map<std::string, std::string> backends;  // "be1" -> "127.0.0.1:PORT"
-};
-// Reads <state_dir>/endpoints.env and directory.json that --serve wrote; throws
-// common::config_error naming what is missing.
-check_environment read_check_environment(const std::filesystem::path& state_dir);
 
 enum class check_verdict { safe, leak, not_forwarded, broken, skipped };
 std::string_view verdict_name(check_verdict v);  // "safe", "LEAK", "NOT-FORWARDED", "BROKEN", "skipped"
@@ -105,9 +71,5 @@ const std::vector<std::string>& check_names();
 // listening, TLS where plain HTTP was expected, a proxy that reaches no exsim back-end), then
 // every check. Throws common::config_error for an unknown check name.
 check_report run_check_proxy(const check_options& options);
-
-std::string render_check_table(const check_report& r);
-std::string check_json(const check_report& r);
-std::string render_check_html(const check_report& r);
 
 }  // namespace exsim::lab

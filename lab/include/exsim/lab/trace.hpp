@@ -74,4 +74,8 @@ std::string trace_text(const trace_result& r, bool color);
 // "mailbox","cross_user",...,"legs":[...]}],"explanation"}
 std::string trace_json(const trace_result& r);
 
+// A trace event as one line of plain text (the narration `exsim trace` prints; the captures'
+// comments, capture_notes.cpp, use it too).
+std::string event_line(const proxy::trace_event& e);
+
 }  // namespace exsim::lab

@@ -2,7 +2,8 @@
 // Pool policies: one table (policy.cpp) says, for each policy, everything it decides about a
 // back-end connection: where connection_for() looks for one, when it must carry a new handshake, what
 // becomes of it after the response, and which caps apply. The pool owns the connections and
-// moves them between states (pool.cpp); it asks the policy and never decides itself.
+// moves them between states (pool.cpp); what it still decides itself, the same under every policy
+// (caps, idle timeouts, where to look first, what to evict), is listed in docs/design.md section 5.
 
 #include <memory>
 #include <string_view>
