@@ -193,9 +193,9 @@ TEST(ProxyPool, Answers503WhenNoConnectionFreesUpWithinTheQueueTimeout) {
     EXPECT_EQ(bob.result_int(), 503) << bob.body();
     EXPECT_THAT(bob.body(), HasSubstr("queue_timeout_ms"));
     EXPECT_GE(waited, 250ms);
-    // By order, not by the clock: bob was answered while alice's send still held the connection
-    // (it goes on only below), so he did not wait for it to finish.
-    EXPECT_TRUE(be1.records().empty()) << "queue_timeout_ms is 300: bob does not wait for alice's send to finish";
+    // No upper bound by the clock: alice's send is held until finish() below, so a bob who waited
+    // for it would never be answered (his read gives up after 10 s and the 503 above fails); the
+    // 503 naming queue_timeout_ms is what shows he was answered by the queue's own timeout.
     EXPECT_EQ(metric(*p, &worker_metrics::queue_waits), 1);
     EXPECT_EQ(metric(*p, &worker_metrics::queue_timeouts), 1);
     EXPECT_EQ(metric(*p, &worker_metrics::queue_full), 0);
